@@ -1,0 +1,84 @@
+"""The gateway: a thin FastAPI app that validates, queues and reports jobs.
+
+It never synthesizes, and never blocks its event loop on Redis (asyncio
+client) or on storage (boto3 calls run in threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import anyio
+import redis.asyncio as aredis
+from fastapi import FastAPI
+
+from api.deps import Services
+from api.limits import BodySizeLimit
+from api.metrics import instrumentator
+from api.problems import install_problem_handlers
+from api.routes import jobs, system, voices
+from shoal.errors import Unavailable
+from shoal.logs import configure_logging, get_logger
+from shoal.maintenance import run_maintenance
+from shoal.settings import Settings, get_settings
+from shoal.storage import Storage
+from shoal.store import AsyncJobStore
+
+log = get_logger(__name__)
+UPLOAD_LIMIT_BYTES = 25 << 20
+
+DESCRIPTION = """
+Queue-based text-to-speech. `POST /v1/jobs` queues a job and answers `202` at
+once; poll `GET /v1/jobs/{id}` until `status` is `succeeded`, then fetch
+`audio.url` (or follow `GET /v1/jobs/{id}/audio`). Errors are RFC 9457 problem
+details with a stable `code`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    client = aredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    storage = await anyio.to_thread.run_sync(Storage, settings)
+    try:
+        await anyio.to_thread.run_sync(storage.ensure_bucket)
+    except Unavailable as exc:  # /readyz reports it until storage comes back
+        log.error("cannot prepare the audio bucket", error=exc.message)
+    app.state.services = Services(settings, client, AsyncJobStore(client, settings), storage)
+    if not settings.api_keys:
+        log.warning("authentication is off: SHOAL_API_KEYS is empty")
+    maintenance = asyncio.create_task(
+        run_maintenance(client, app.state.services.store, storage, settings)
+    )
+    try:
+        yield
+    finally:
+        maintenance.cancel()
+        with suppress(asyncio.CancelledError):
+            await maintenance
+        await client.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings, component="gateway")
+    app = FastAPI(
+        title="shoal",
+        version="0.1.0",
+        summary="Queue-based, asynchronous text-to-speech.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for router in (jobs.router, voices.router, system.router):
+        app.include_router(router)
+    instrumentator.instrument(app)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        path_limits={"/v1/voices": UPLOAD_LIMIT_BYTES},
+    )
+    return app

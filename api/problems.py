@@ -1,0 +1,127 @@
+"""Errors as RFC 9457 problem details, from one place.
+
+Every 4xx and 5xx the gateway sends is `application/problem+json` with a
+stable machine-readable `code` and a `detail` a person can act on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic_core.core_schema import ErrorType
+from redis import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shoal.errors import ShoalError, Unavailable
+from shoal.logs import get_logger
+
+log = get_logger(__name__)
+PROBLEM_TYPE = "https://github.com/shoal-tts/shoal/blob/main/docs/errors.md#"
+MEDIA_TYPE = "application/problem+json"
+
+# Pydantic error types that have a more useful code of their own.
+_VALIDATION_CODES = {
+    "missing": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "json_invalid": "malformed_json",
+    "model_attributes_type": "invalid_body",
+    "dict_type": "invalid_type",
+}
+_PYDANTIC_TYPES = frozenset(get_args(ErrorType))
+_FIELD_CODES = {"format": "unsupported_format", "language": "invalid_language"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    code: str = Field(description="Stable, machine-readable error code.")
+    detail: str = Field(description="What went wrong and what to do about it.")
+    errors: list[dict[str, Any]] | None = Field(None, description="Each invalid field.")
+
+
+def problem_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": PROBLEM_TYPE + code,
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part != "body") or "body"
+
+
+def _validation_code(error: dict[str, Any]) -> str:
+    kind, loc = str(error["type"]), tuple(error["loc"])
+    if kind not in _PYDANTIC_TYPES:
+        return kind  # raised by shoal itself (text_empty, text_too_long, ...): already a code
+    if "engine_params" in loc:
+        return "invalid_parameter"
+    if kind in _VALIDATION_CODES:
+        return _VALIDATION_CODES[kind]
+    if loc and loc[-1] in _FIELD_CODES:
+        return _FIELD_CODES[str(loc[-1])]
+    if kind.startswith(("greater", "less", "too_", "string_too")):
+        return "out_of_range"
+    return "invalid_type" if kind.endswith(("_type", "_parsing")) else "invalid_value"
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field(tuple(e["loc"])), "code": _validation_code(e), "message": e["msg"]}
+        for e in exc.errors()
+    ]
+    first = errors[0]
+    if first["code"] == "malformed_json":
+        return problem_response(
+            400, "malformed_json", f"the body is not valid JSON: {first['message']}"
+        )
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem_response(422, first["code"], detail, errors=errors)
+
+
+async def _on_shoal_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ShoalError)
+    if exc.status >= 500:
+        log.error("request failed", code=exc.code, error=exc.message)
+    headers = {503: {"Retry-After": "5"}, 401: {"WWW-Authenticate": "Bearer"}}.get(exc.status)
+    return problem_response(exc.status, exc.code, exc.message, headers, **exc.extra)
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return problem_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any Redis failure not translated closer to its source."""
+    return await _on_shoal_error(
+        request, Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable")
+    )
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", error=str(exc))
+    return problem_response(500, "internal_error", "an unexpected error occurred; it was logged")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ShoalError, _on_shoal_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RedisError, _on_redis_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,253 @@
+"""The job: its input, its states and the record both deployables read.
+
+The models here are the whole contract between the gateway and the workers.
+State changes happen only in `shoal.store`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator
+from pydantic_core import PydanticCustomError
+
+from shoal.settings import get_settings
+
+MAX_METADATA_BYTES = 16_384
+# Loose BCP-47: a primary subtag of 2-3 letters, then subtags of 1-8 alphanumerics.
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class AudioFormat(StrEnum):
+    WAV = "wav"
+    FLAC = "flac"
+    MP3 = "mp3"
+    OGG = "ogg"
+
+    @property
+    def content_type(self) -> str:
+        return _CONTENT_TYPES[self]
+
+
+_CONTENT_TYPES = {
+    AudioFormat.WAV: "audio/wav",
+    AudioFormat.FLAC: "audio/flac",
+    AudioFormat.MP3: "audio/mpeg",
+    AudioFormat.OGG: "audio/ogg",
+}
+
+
+# Validation context for records read back from Redis: they were checked once at
+# the gateway, and a setting changed since (a lower text limit) must not make
+# them unreadable.
+TRUSTED = {"trusted": True}
+
+
+def _trusted(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("trusted"))
+
+
+def new_job_id() -> str:
+    """Server-generated, URL-safe and unguessable (128 random bits)."""
+    return "job_" + secrets.token_urlsafe(16)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EngineParams(_Strict):
+    """Fish Speech sampling parameters, with Fish Speech's own ranges."""
+
+    temperature: float | None = Field(None, ge=0.1, le=1.0, examples=[0.8])
+    top_p: float | None = Field(None, ge=0.1, le=1.0, examples=[0.8])
+    repetition_penalty: float | None = Field(None, ge=0.9, le=2.0, examples=[1.1])
+    max_new_tokens: int | None = Field(
+        None, ge=0, le=8192, description="Semantic tokens per chunk; 0 = until end of speech."
+    )
+    chunk_length: int | None = Field(
+        None, ge=100, le=1000, description="Characters per chunk of long text."
+    )
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Same seed, same audio.")
+
+
+class JobInput(_Strict):
+    """What a client asks for. Validated once, at the gateway."""
+
+    text: str = Field(
+        description="Text to speak.",
+        examples=["Hello from shoal."],
+        json_schema_extra={"minLength": 1},
+    )
+    voice: str | None = Field(
+        None,
+        max_length=128,
+        description="A voice id from GET /v1/voices; engine default if absent.",
+    )
+    language: str | None = Field(
+        None,
+        max_length=35,
+        description="BCP-47 tag; picks a voice when `voice` is absent.",
+        examples=["en-US", "de", "zh"],
+    )
+    format: AudioFormat = Field(default_factory=lambda: AudioFormat(get_settings().default_format))
+    engine_params: EngineParams = Field(default_factory=EngineParams)
+
+    @field_serializer("engine_params")
+    def _only_given_params(self, params: EngineParams) -> dict[str, Any]:
+        return params.model_dump(exclude_none=True)
+
+    @field_validator("text")
+    @classmethod
+    def _text_fits(cls, text: str, info: ValidationInfo) -> str:
+        if _trusted(info):
+            return text
+        if not text.strip():
+            raise PydanticCustomError("text_empty", "text is empty; give the words to speak")
+        limit = get_settings().max_text_chars
+        if len(text) > limit:
+            raise PydanticCustomError(
+                "text_too_long",
+                "text has {length} characters; the limit is {limit}: split it into several jobs",
+                {"length": len(text), "limit": limit},
+            )
+        return text
+
+    @field_validator("language")
+    @classmethod
+    def _language_is_a_tag(cls, language: str | None) -> str | None:
+        if language is not None and not _LANGUAGE_TAG.match(language):
+            raise PydanticCustomError(
+                "invalid_language",
+                "language {language!r} is not a BCP-47 tag such as 'en-US'",
+                {"language": language},
+            )
+        return language
+
+
+class JobRequest(JobInput):
+    """The body of POST /v1/jobs: the input plus what is only echoed or delivered."""
+
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Opaque; echoed back on the job (16 KiB at most)."
+    )
+
+    def job_input(self) -> JobInput:
+        return JobInput.model_validate(self.model_dump(include=set(JobInput.model_fields)))
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_small(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(metadata, separators=(",", ":")))
+        if size > MAX_METADATA_BYTES:
+            raise PydanticCustomError(
+                "metadata_too_large",
+                "metadata is {size} bytes of JSON; the limit is {limit}",
+                {"size": size, "limit": MAX_METADATA_BYTES},
+            )
+        return metadata
+
+
+class StoredAudio(BaseModel):
+    """The audio as the worker recorded it; the URL is made on each read."""
+
+    key: str
+    format: AudioFormat
+    sample_rate: int
+    duration_seconds: float
+    bytes: int
+
+
+class Audio(BaseModel):
+    url: str = Field(description="Presigned URL; plain GET fetches the audio.")
+    expires_at: datetime = Field(description="When `url` stops working.")
+    format: AudioFormat
+    sample_rate: int = Field(examples=[22050])
+    duration_seconds: float
+    bytes: int
+
+
+class JobError(BaseModel):
+    code: str = Field(examples=["unsupported_language"])
+    message: str
+
+
+JobId = Annotated[str, Field(examples=["job_Qx3n0hW1i2Cq4fJf8y2k9A"])]
+
+
+class Job(BaseModel):
+    """A job as clients see it."""
+
+    id: JobId
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    input: JobInput
+    audio: Audio | None = None
+    error: JobError | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobRecord(BaseModel):
+    """A job as stored in Redis: a flat hash of strings (see `shoal.store`)."""
+
+    id: str
+    status: JobStatus
+    input: JobInput
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    lease_token: str | None = None
+    worker: str | None = None
+    audio: StoredAudio | None = None
+    error: JobError | None = None
+
+    @classmethod
+    def from_hash(cls, fields: dict[str, str]) -> Self:
+        data: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}
+        for key in ("input", "metadata", "audio", "error"):
+            if key in data:
+                data[key] = json.loads(data[key])
+        return cls.model_validate(data, context=TRUSTED)
+
+    def public(self, audio: Audio | None = None) -> Job:
+        return Job(
+            id=self.id,
+            status=self.status,
+            created_at=_utc(self.created_at),
+            started_at=_utc(self.started_at),
+            finished_at=_utc(self.finished_at),
+            attempts=self.attempts,
+            input=self.input,
+            audio=audio,
+            error=self.error,
+            metadata=self.metadata,
+        )
+
+
+def _utc(epoch: float | None) -> Any:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,57 @@
+"""Every Redis key and queue name shoal uses; no other module spells one out.
+
+KEDA's ScaledObjects read `TTS_QUEUE` (a Celery list, LLEN) and
+`inflight(TTS_QUEUE)` (a hash, HLEN): waiting plus running work.
+"""
+
+from __future__ import annotations
+
+PREFIX = "shoal"
+
+# Celery queues. With the Redis broker a queue is a list of the same name.
+TTS_QUEUE = "tts"
+WEBHOOK_QUEUE = "webhooks"
+QUEUES = (TTS_QUEUE, WEBHOOK_QUEUE)
+
+# Celery task names: the gateway enqueues by name, the worker registers them.
+SYNTHESIZE_TASK = "shoal.synthesize"
+DELIVER_WEBHOOK_TASK = "shoal.deliver_webhook"
+
+# Sorted set of queued job ids by enqueue time (oldest waiting job).
+QUEUED = f"{PREFIX}:queued"
+# Sorted set of succeeded job ids by the time their audio expires.
+AUDIO_EXPIRY = f"{PREFIX}:audio-expiry"
+# Sorted set of worker names by the time they were last seen.
+WORKERS = f"{PREFIX}:workers"
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def lease(job_id: str) -> str:
+    """Exists while the worker running the job is alive (a TTL it renews)."""
+    return f"{PREFIX}:lease:{job_id}"
+
+
+def done_channel(job_id: str) -> str:
+    """Pub/sub channel told when the job reaches a terminal state."""
+    return f"{PREFIX}:done:{job_id}"
+
+
+def inflight(queue: str) -> str:
+    """Hash of job id -> worker for jobs running from `queue`."""
+    return f"{PREFIX}:inflight:{queue}"
+
+
+def idempotency(scope: str, key_digest: str) -> str:
+    return f"{PREFIX}:idem:{scope}:{key_digest}"
+
+
+def catalog(engine: str) -> str:
+    """The voices and languages an engine's workers published at start."""
+    return f"{PREFIX}:catalog:{engine}"
+
+
+def worker_info(name: str) -> str:
+    return f"{PREFIX}:worker:{name}"

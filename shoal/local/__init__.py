@@ -1,0 +1,1 @@
+"""Running shoal's parts on one machine: `shoal up`, and the tests' fixtures."""

@@ -1,0 +1,96 @@
+"""Every setting shoal reads: environment variables with the prefix ``SHOAL_``.
+
+One class for the gateway, the workers and ``shoal up`` alike, so an operator
+sets a value once and every process agrees on it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOAL_", extra="ignore")
+
+    # The local stack (`shoal up`).
+    host: str = Field("127.0.0.1", description="Address the gateway binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Gateway port of `shoal up`.")
+    workers: int = Field(1, ge=0, le=64, description="Synthesis worker processes `shoal up` runs.")
+    data_dir: Path = Field(Path(".shoal"), description="Where `shoal up` keeps Redis and S3 data.")
+
+    # Engines.
+    engine: Literal["espeak", "fish-speech"] = "espeak"
+    fish_checkpoint: Path | None = None
+    fish_codec_config: str = "modded_dac_vq"
+    emulate_rtf: float = Field(
+        0.0, ge=0.0, description="Emulate GPU time: a job takes audio seconds x this factor."
+    )
+
+    # Redis: job records and the Celery broker.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # S3-compatible storage.
+    s3_endpoint: str | None = Field(None, description="Endpoint workers and the gateway use.")
+    s3_public_endpoint: str | None = Field(
+        None, description="Endpoint presigned URLs name; defaults to s3_endpoint."
+    )
+    s3_bucket: str = "shoal-audio"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+
+    # The HTTP contract.
+    api_keys: CommaList = Field(default_factory=list)
+    max_text_chars: int = Field(5000, ge=1)
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest JSON request body.")
+    default_format: Literal["wav", "flac", "mp3", "ogg"] = "wav"
+    max_wait_seconds: float = Field(60.0, ge=0, description="Cap of `Prefer: wait=N`.")
+
+    # Job lifecycle.
+    retention_seconds: int = Field(86_400, ge=60, description="How long jobs and audio live.")
+    audio_url_ttl_seconds: int = Field(3600, ge=60, description="Lifetime of a presigned URL.")
+    job_timeout_seconds: float = Field(600.0, gt=0, description="Longest a job may run.")
+    lease_seconds: float = Field(
+        15.0, gt=0, description="A running job whose worker is silent this long is requeued."
+    )
+    max_attempts: int = Field(3, ge=1, description="Runs of one job before it fails.")
+    maintenance_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the gateway requeues lost jobs and expires audio."
+    )
+
+    # Webhooks.
+    webhook_secret: CommaList = Field(default_factory=list)
+    webhook_allow_hosts: CommaList = Field(default_factory=list)
+
+    # Observability.
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    worker_metrics_port: int = Field(0, ge=0, le=65535, description="0 = no worker metrics server.")
+
+    @field_validator("api_keys", "webhook_secret", "webhook_allow_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Broker redelivery timeout: longer than the longest job, or jobs run twice.
+
+        Lost workers are detected by job leases much sooner; this is only the
+        broker's own last resort for a message nobody acknowledged.
+        """
+        return int(self.job_timeout_seconds * 2 + 300)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,131 @@
+"""Audio in any S3-compatible store, through boto3.
+
+Objects are named only from server-generated ids (`audio_key`). Presigned URLs
+are signed for the public endpoint, which may differ from the one workers use
+inside a cluster: a URL naming an internal service host is useless to a client.
+These calls block; the gateway runs them in a thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shoal.errors import Unavailable
+from shoal.jobs import AudioFormat
+from shoal.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+AUDIO_PREFIX = "audio/"
+
+
+def audio_key(job_id: str, attempt: int, audio_format: AudioFormat) -> str:
+    """One object per run, so a run that lost its lease never overwrites the winner's."""
+    return f"{AUDIO_PREFIX}{job_id}/{attempt}.{audio_format.value}"
+
+
+def _unavailable(operation: str, exc: Exception) -> Unavailable:
+    return Unavailable(f"storage {operation} failed: {exc}", code="storage_unavailable")
+
+
+class Storage:
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.s3_bucket
+        self.retention_seconds = settings.retention_seconds
+        self._client = self._make_client(settings, settings.s3_endpoint)
+        self._public = self._make_client(
+            settings, settings.s3_public_endpoint or settings.s3_endpoint
+        )
+
+    @staticmethod
+    def _make_client(settings: Settings, endpoint: str | None) -> S3Client:
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key,
+            aws_secret_access_key=settings.s3_secret_key,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        )
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise Unavailable(
+                f"storage {operation} failed: {exc}", code="storage_unavailable"
+            ) from exc
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if needed, with an expiry rule as a backstop.
+
+        The gateway deletes expired audio on time; the lifecycle rule (whole
+        days only) catches whatever that misses, e.g. while no gateway runs.
+        """
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                raise _unavailable("head_bucket", exc) from exc
+            self._call("create_bucket", Bucket=self.bucket)
+        except BotoCoreError as exc:
+            raise _unavailable("head_bucket", exc) from exc
+        days = math.ceil(self.retention_seconds / 86_400) + 1
+        self._call(
+            "put_bucket_lifecycle_configuration",
+            Bucket=self.bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "shoal-audio-expiry",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": AUDIO_PREFIX},
+                        "Expiration": {"Days": days},
+                    }
+                ]
+            },
+        )
+
+    def check(self) -> None:
+        self._call("head_bucket", Bucket=self.bucket)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._call("put_object", Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes:
+        body = self._call("get_object", Bucket=self.bucket, Key=key)["Body"]
+        return bytes(body.read())
+
+    def delete(self, keys: list[str]) -> None:
+        if keys:
+            self._call(
+                "delete_objects",
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+            )
+
+    def presign(
+        self, key: str, ttl_seconds: int, filename: str | None = None
+    ) -> tuple[str, datetime]:
+        """A GET URL valid for `ttl_seconds`; signing is local, no request is made."""
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        url = self._public.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=ttl_seconds
+        )
+        return url, datetime.fromtimestamp(int(time.time()) + ttl_seconds, UTC)

@@ -1,0 +1,401 @@
+"""The job store: the only code that changes a job's state.
+
+A job is a Redis hash (`keys.job`). Every change of state is one Lua script run
+by Redis atomically, together with the indexes that follow from it:
+
+    queued ──claim──▶ running ──succeed/fail──▶ succeeded | failed
+      ▲                 │
+      └────requeue──────┘   (worker lost or a transient error; attempts left)
+    queued | running ──cancel──▶ canceled
+
+- Entering `queued` pushes the Celery message in the same script, so a job is
+  never recorded without its message or queued twice by one transition.
+- `running` carries a lease: a token on the job and a key with a TTL that the
+  worker renews. A job whose lease key expired has lost its worker; the
+  gateway's maintenance loop requeues it. Finishing requires the worker's
+  token, so a worker that lost its lease cannot overwrite the new run.
+- Terminal states are final; Redis time stamps every transition.
+
+The gateway uses `AsyncJobStore`, the worker `JobStore`; both run the same
+`_Call`s built by `_Commands`, so the logic exists once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import anyio
+import redis
+import redis.asyncio as aredis
+
+from shoal import keys
+from shoal.errors import Conflict, Unavailable
+from shoal.jobs import JobError, JobRecord, JobRequest, JobStatus, StoredAudio, new_job_id
+from shoal.queue import synthesize_message
+from shoal.settings import Settings
+
+T = TypeVar("T")
+
+# KEYS: job, lease, inflight hash, queued zset, audio-expiry zset, queue list
+# ARGV: id, allowed from-states, to-state, required token, worker, new token,
+#       lease ms, retention s, message, audio key, audio expires at, channel,
+#       then field/value pairs to set.
+_TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing', ''} end
+if not string.find(' ' .. ARGV[2] .. ' ', ' ' .. status .. ' ', 1, true) then
+  return {'refused', status}
+end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[4] then
+  return {'stale', status}
+end
+local t = redis.call('TIME')
+local now = t[1] .. '.' .. string.format('%06d', t[2])
+local id, to = ARGV[1], ARGV[3]
+redis.call('HSET', KEYS[1], 'status', to, 'updated_at', now)
+for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if to == 'queued' then
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('DEL', KEYS[2])
+  redis.call('HDEL', KEYS[1], 'lease_token', 'worker')
+  redis.call('ZADD', KEYS[4], now, id)
+  redis.call('LPUSH', KEYS[6], ARGV[9])
+elseif to == 'running' then
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('HSET', KEYS[1], 'started_at', now, 'lease_token', ARGV[6], 'worker', ARGV[5])
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  redis.call('HSET', KEYS[3], id, ARGV[5])
+  redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[7])
+else
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'finished_at', now)
+  if ARGV[10] ~= '' then redis.call('ZADD', KEYS[5], ARGV[11], ARGV[10]) end
+  redis.call('PUBLISH', ARGV[12], to)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+return {'ok', status}
+"""
+
+# KEYS: job, queued zset, queue list, idempotency key
+# ARGV: id, retention s, message, fingerprint ('' = no idempotency key), idempotency ttl,
+#       then field/value pairs.
+_CREATE = """
+if ARGV[4] ~= '' then
+  local prior = redis.call('HMGET', KEYS[4], 'job', 'fingerprint')
+  if prior[1] then return {'exists', prior[1], prior[2]} end
+  redis.call('HSET', KEYS[4], 'job', ARGV[1], 'fingerprint', ARGV[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[5])
+end
+local t = redis.call('TIME')
+local now = t[1] .. '.' .. string.format('%06d', t[2])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'queued', 'attempts', 0,
+           'created_at', now, 'updated_at', now)
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+return {'created', ARGV[1], ''}
+"""
+
+# KEYS: job, lease. ARGV: token, lease ms. Returns 'ours', 'stale' or the job's status.
+_RENEW = """
+local s = redis.call('HMGET', KEYS[1], 'status', 'lease_token')
+if s[1] ~= 'running' then return s[1] or 'missing' end
+if s[2] ~= ARGV[1] then return 'stale' end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 'ours'
+"""
+
+# KEYS: inflight hash. ARGV: lease key prefix. Returns running job ids whose lease expired.
+_LOST = """
+local lost = {}
+for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 0 then table.insert(lost, id) end
+end
+return lost
+"""
+
+_SCRIPTS = {"transition": _TRANSITION, "create": _CREATE, "renew": _RENEW, "lost": _LOST}
+IDEMPOTENCY_TTL_SECONDS = 86_400
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a transition did: `ok`, or why not (`missing`, `refused`, `stale`)."""
+
+    result: str
+    previous: str
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+
+@dataclass(frozen=True)
+class Created:
+    job_id: str
+    created: bool  # False: an earlier request with the same Idempotency-Key made it
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    script: str
+    keys: list[str]
+    args: list[str | int | float]
+    parse: Callable[[Any], T]
+
+
+def _as_transition(reply: Any) -> Transition:
+    return Transition(str(reply[0]), str(reply[1]))
+
+
+class _Commands:
+    """Builds the script calls; the stores below only execute them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.retention = settings.retention_seconds
+        self.lease_ms = int(settings.lease_seconds * 1000)
+
+    def transition(
+        self,
+        job_id: str,
+        allowed: Iterable[JobStatus],
+        to: JobStatus,
+        *,
+        token: str = "",
+        worker: str = "",
+        new_token: str = "",
+        message: str = "",
+        audio_key: str = "",
+        audio_expires_at: float = 0,
+        fields: dict[str, str] | None = None,
+    ) -> _Call[Transition]:
+        pairs = [item for pair in (fields or {}).items() for item in pair]
+        return _Call(
+            "transition",
+            [
+                keys.job(job_id),
+                keys.lease(job_id),
+                keys.inflight(keys.TTS_QUEUE),
+                keys.QUEUED,
+                keys.AUDIO_EXPIRY,
+                keys.TTS_QUEUE,
+            ],
+            [
+                job_id,
+                " ".join(allowed),
+                to,
+                token,
+                worker,
+                new_token,
+                self.lease_ms,
+                self.retention,
+                message,
+                audio_key,
+                audio_expires_at,
+                keys.done_channel(job_id),
+                *pairs,
+            ],
+            _as_transition,
+        )
+
+    def create(
+        self, request: JobRequest, scope: str, idempotency_key: str | None
+    ) -> _Call[Created]:
+        job_id = new_job_id()
+        fingerprint = ""
+        idem_key = keys.idempotency(scope, "-")
+        if idempotency_key is not None:
+            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+            idem_key = keys.idempotency(scope, digest)
+            fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+        def parse(reply: Any) -> Created:
+            if reply[0] == "exists" and reply[2] != fingerprint:
+                raise Conflict(
+                    "this Idempotency-Key was used with a different request body; "
+                    "use a new key for a new job",
+                    code="idempotency_key_reused",
+                )
+            return Created(str(reply[1]), reply[0] == "created")
+
+        return _Call(
+            "create",
+            [keys.job(job_id), keys.QUEUED, keys.TTS_QUEUE, idem_key],
+            [
+                job_id,
+                self.retention,
+                synthesize_message(job_id),
+                fingerprint,
+                IDEMPOTENCY_TTL_SECONDS,
+                "input",
+                request.job_input().model_dump_json(),
+                "metadata",
+                json.dumps(request.metadata),
+            ],
+            parse,
+        )
+
+    def claim(self, job_id: str, worker: str, token: str) -> _Call[Transition]:
+        return self.transition(
+            job_id, [JobStatus.QUEUED], JobStatus.RUNNING, worker=worker, new_token=token
+        )
+
+    def renew(self, job_id: str, token: str) -> _Call[bool]:
+        return _Call(
+            "renew",
+            [keys.job(job_id), keys.lease(job_id)],
+            [token, self.lease_ms],
+            lambda reply: reply == "ours",
+        )
+
+    def succeed(self, job_id: str, token: str, audio: StoredAudio, now: float) -> _Call[Transition]:
+        return self.transition(
+            job_id,
+            [JobStatus.RUNNING],
+            JobStatus.SUCCEEDED,
+            token=token,
+            audio_key=audio.key,
+            audio_expires_at=now + self.retention,
+            fields={"audio": audio.model_dump_json()},
+        )
+
+    def fail(self, job_id: str, error: JobError, token: str = "") -> _Call[Transition]:
+        return self.transition(
+            job_id,
+            [JobStatus.RUNNING],
+            JobStatus.FAILED,
+            token=token,
+            fields={"error": error.model_dump_json()},
+        )
+
+    def requeue(self, job_id: str, token: str) -> _Call[Transition]:
+        return self.transition(
+            job_id,
+            [JobStatus.RUNNING],
+            JobStatus.QUEUED,
+            token=token,
+            message=synthesize_message(job_id),
+        )
+
+    def cancel(self, job_id: str) -> _Call[Transition]:
+        return self.transition(
+            job_id,
+            [JobStatus.QUEUED, JobStatus.RUNNING],
+            JobStatus.CANCELED,
+            fields={
+                "error": JobError(code="canceled", message="canceled by request").model_dump_json()
+            },
+        )
+
+    def lost(self) -> _Call[list[str]]:
+        return _Call(
+            "lost",
+            [keys.inflight(keys.TTS_QUEUE)],
+            [keys.lease("")],
+            lambda reply: [str(job_id) for job_id in reply],
+        )
+
+
+def _record(fields: dict[str, str]) -> JobRecord | None:
+    return JobRecord.from_hash(fields) if fields else None
+
+
+class JobStore:
+    """The worker's side: synchronous redis-py."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.redis = client
+        self.commands = _Commands(settings)
+        self._scripts = {name: client.register_script(lua) for name, lua in _SCRIPTS.items()}
+
+    def _run(self, call: _Call[T]) -> T:
+        try:
+            reply = self._scripts[call.script](keys=call.keys, args=call.args)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+        return call.parse(reply)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return _record(self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
+
+    def claim(self, job_id: str, worker: str) -> tuple[Transition, str]:
+        token = secrets.token_hex(8)
+        return self._run(self.commands.claim(job_id, worker, token)), token
+
+    def renew(self, job_id: str, token: str) -> bool:
+        return self._run(self.commands.renew(job_id, token))
+
+    def succeed(self, job_id: str, token: str, audio: StoredAudio, now: float) -> Transition:
+        return self._run(self.commands.succeed(job_id, token, audio, now))
+
+    def fail(self, job_id: str, token: str, error: JobError) -> Transition:
+        return self._run(self.commands.fail(job_id, error, token))
+
+    def requeue(self, job_id: str, token: str) -> Transition:
+        return self._run(self.commands.requeue(job_id, token))
+
+
+class AsyncJobStore:
+    """The gateway's side: redis.asyncio, so the event loop never waits on Redis."""
+
+    def __init__(self, client: aredis.Redis, settings: Settings) -> None:
+        self.redis = client
+        self.commands = _Commands(settings)
+        self._scripts = {name: client.register_script(lua) for name, lua in _SCRIPTS.items()}
+
+    async def _run(self, call: _Call[T]) -> T:
+        try:
+            reply = await self._scripts[call.script](keys=call.keys, args=call.args)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+        return call.parse(reply)
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        try:
+            return _record(await self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+
+    async def create(
+        self, request: JobRequest, scope: str = "anonymous", idempotency_key: str | None = None
+    ) -> Created:
+        return await self._run(self.commands.create(request, scope, idempotency_key))
+
+    async def cancel(self, job_id: str) -> Transition:
+        return await self._run(self.commands.cancel(job_id))
+
+    async def lost(self) -> list[str]:
+        return await self._run(self.commands.lost())
+
+    async def requeue(self, job_id: str, token: str) -> Transition:
+        return await self._run(self.commands.requeue(job_id, token))
+
+    async def fail(self, job_id: str, token: str, error: JobError) -> Transition:
+        return await self._run(self.commands.fail(job_id, error, token))
+
+    async def forget(self, job_id: str) -> None:
+        """Drop a running-index entry whose job record has expired."""
+        await self.redis.hdel(keys.inflight(keys.TTS_QUEUE), job_id)
+
+    async def wait(self, job_id: str, seconds: float) -> JobRecord | None:
+        """The job once terminal, or as it stands after `seconds`."""
+        async with self.redis.pubsub() as pubsub:
+            await pubsub.subscribe(keys.done_channel(job_id))
+            record = await self.get(job_id)
+            if record is None or record.status.is_terminal or seconds <= 0:
+                return record
+            with anyio.move_on_after(seconds):
+                while (
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=None) is None
+                ):
+                    pass
+        return await self.get(job_id)

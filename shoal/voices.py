@@ -1,0 +1,54 @@
+"""Voice catalogs: which voices and languages an engine offers.
+
+A worker publishes its engine's catalog to Redis when it starts; the gateway
+reads it to refuse an unknown voice or language at submit time (a 4xx, nothing
+queued) without loading any engine itself. The same `resolve` runs in the
+worker, so both sides pick the same voice.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from shoal.errors import InvalidRequest
+
+
+class Voice(BaseModel):
+    id: str = Field(examples=["en-us"])
+    name: str = Field(examples=["English (America)"])
+    language: str | None = Field(None, description="BCP-47 tag, lower case.", examples=["en-us"])
+    engine: str = Field(examples=["espeak"])
+
+
+class Catalog(BaseModel):
+    engine: str
+    sample_rate: int
+    default_voice: str | None = None
+    voices: list[Voice] = Field(default_factory=list)
+    languages: dict[str, str] | None = Field(
+        None,
+        description="Language tag -> voice id. None: the engine reads the language from the text.",
+    )
+
+    def resolve(self, voice: str | None, language: str | None) -> str | None:
+        """The voice id to use; None leaves the choice to the engine (e.g. by script)."""
+        if voice is not None:
+            if not any(v.id == voice for v in self.voices):
+                raise InvalidRequest(
+                    f"voice {voice!r} does not exist for the {self.engine} engine; "
+                    "GET /v1/voices lists the voices",
+                    code="unknown_voice",
+                )
+            return voice
+        if language is None or self.languages is None:
+            return None
+        subtags = language.lower().split("-")
+        for end in range(len(subtags), 0, -1):
+            match = self.languages.get("-".join(subtags[:end]))
+            if match is not None:
+                return match
+        raise InvalidRequest(
+            f"the {self.engine} engine has no voice for language {language!r}; "
+            f"supported: {', '.join(sorted(self.languages))}",
+            code="unsupported_language",
+        )

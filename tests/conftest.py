@@ -1,0 +1,128 @@
+"""Real services for the whole test run: a redis-server and a SeaweedFS S3 server.
+
+Both listen on free loopback ports of their own, so test runs never touch the
+machine's services or each other. Every test that needs Redis gets its own
+database number, flushed first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from shoal.local.ports import free_port
+from shoal.local.processes import spawn, stop
+from shoal.local.redis_server import RedisServer
+from shoal.local.s3_server import SeaweedS3
+from shoal.settings import Settings, get_settings
+from tests.support import Env, gateway, running, start_worker_spec, wait_for_worker
+
+# Fast lifecycle so lost jobs and expiry show up within a test's patience.
+FAST = {
+    "SHOAL_LEASE_SECONDS": "1.5",
+    "SHOAL_MAINTENANCE_INTERVAL_SECONDS": "0.3",
+    "SHOAL_LOG_LEVEL": "INFO",
+}
+_databases = itertools.count()  # database 0 belongs to the shared gateway and worker
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port(), durable=False)
+    process = spawn(server.spec())
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        stop(process, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("s3"))
+    process = spawn(server.spec())
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        stop(process, timeout=10)
+        server.cleanup()
+
+
+def _env(redis_server: RedisServer, s3_server: SeaweedS3, db: int, bucket: str) -> Env:
+    return Env(
+        {
+            **FAST,
+            **s3_server.env(),
+            "SHOAL_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/{db}",
+            "SHOAL_S3_BUCKET": bucket,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_env(redis_server: RedisServer, s3_server: SeaweedS3) -> Env:
+    """Database 0: the shared gateway and worker of the end-to-end tests."""
+    return _env(redis_server, s3_server, 0, "shoal-shared")
+
+
+@pytest.fixture
+def env(redis_server: RedisServer, s3_server: SeaweedS3) -> Env:
+    """A database (flushed) and a bucket of the test's own."""
+    db = 1 + next(_databases) % 15
+    redis.Redis(port=redis_server.port, db=db).flushdb()
+    return _env(redis_server, s3_server, db, f"shoal-test-{db}")
+
+
+@pytest.fixture
+def settings(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    for name, value in env.values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sync_redis(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Live:
+    """A real gateway (uvicorn) and a real Celery worker process on database 0."""
+
+    url: str
+    env: Env
+    redis: redis.Redis
+    worker: str
+
+
+@pytest.fixture(scope="session")
+def live(shared_env: Env) -> Iterator[Live]:
+    client = redis.Redis.from_url(shared_env.values["SHOAL_REDIS_URL"], decode_responses=True)
+    client.flushdb()
+    name = "tts-shared@tests"
+    with gateway(shared_env) as url, running(start_worker_spec(shared_env, name)):
+        wait_for_worker(client, name)
+        yield Live(url, shared_env, client, name)
+    client.close()
+
+
+@pytest.fixture
+def client(live: Live) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        yield http

@@ -1,0 +1,42 @@
+"""Settings: the names and defaults of DESIGN.md, from SHOAL_ variables."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from shoal.settings import Settings
+
+
+def test_defaults_match_the_documented_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("SHOAL_"):
+            monkeypatch.delenv(name)
+    settings = Settings()
+    assert settings.port == 8000
+    assert settings.workers == 1
+    assert settings.engine == "espeak"
+    assert settings.fish_codec_config == "modded_dac_vq"
+    assert settings.api_keys == []
+    assert settings.emulate_rtf == 0
+    assert settings.max_text_chars == 5000
+    assert settings.retention_seconds == 86_400
+
+
+def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOAL_API_KEYS", " k1, k2 ,,k3")
+    monkeypatch.setenv("SHOAL_WEBHOOK_ALLOW_HOSTS", "127.0.0.1,10.0.0.0/8")
+    settings = Settings()
+    assert settings.api_keys == ["k1", "k2", "k3"]
+    assert settings.webhook_allow_hosts == ["127.0.0.1", "10.0.0.0/8"]
+
+
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOAL_ENGINE", "festival")
+    with pytest.raises(ValidationError, match="engine"):
+        Settings()
+
+
+def test_visibility_timeout_outlasts_the_longest_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOAL_JOB_TIMEOUT_SECONDS", "900")
+    assert Settings().visibility_timeout > 900

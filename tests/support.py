@@ -1,0 +1,112 @@
+"""Helpers the tests share: real processes, polling and audio checks."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from shoal import keys
+from shoal.local.ports import free_port
+from shoal.local.processes import ProcessSpec, spawn, stop
+from shoal.local.stack import gateway_spec, worker_spec
+
+TERMINAL = {"succeeded", "failed", "canceled"}
+
+
+@dataclass
+class Env:
+    """The environment that points shoal's processes at the test's Redis and S3."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    def with_(self, **overrides: str) -> Env:
+        return Env({**self.values, **overrides})
+
+    def full(self) -> dict[str, str]:
+        return {**os.environ, **self.values}
+
+
+@contextmanager
+def running(spec: ProcessSpec) -> Iterator[Any]:
+    process = spawn(spec)
+    try:
+        yield process
+    finally:
+        stop(process, timeout=15)
+
+
+@contextmanager
+def gateway(env: Env, ready: bool = True) -> Iterator[str]:
+    """A uvicorn gateway; waits for /readyz, or only for /healthz when `ready` is False."""
+    port = free_port()
+    probe = "/readyz" if ready else "/healthz"
+    with running(gateway_spec("127.0.0.1", port, env.full())) as process:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "the gateway exited during start-up"
+            try:
+                if httpx.get(url + probe, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the gateway never answered {probe}"
+            time.sleep(0.1)
+        yield url
+
+
+def start_worker_spec(env: Env, name: str, queues: str = keys.TTS_QUEUE) -> ProcessSpec:
+    return worker_spec(name, queues, env.full())
+
+
+def wait_for_worker(redis_client: Any, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while redis_client.zscore(keys.WORKERS, name) is None:
+        assert time.monotonic() < deadline, f"worker {name} never registered"
+        time.sleep(0.05)
+
+
+def wait_for_job(
+    client: httpx.Client, job_id: str, statuses: set[str] = TERMINAL, timeout: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job stayed {job['status']}: {job}"
+        time.sleep(0.05)
+
+
+@dataclass
+class Decoded:
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def rms(self) -> float:
+        return float(np.sqrt(np.mean(np.square(self.samples)))) if len(self.samples) else 0.0
+
+
+def decode(data: bytes) -> Decoded:
+    samples, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    return Decoded(samples, sample_rate)
+
+
+def assert_speech(audio: Decoded, sample_rate: int, min_seconds: float, max_seconds: float) -> None:
+    assert audio.sample_rate == sample_rate
+    assert min_seconds <= audio.duration <= max_seconds, audio.duration
+    assert audio.rms > 0.01, "the audio is silent"

@@ -1,0 +1,71 @@
+"""`python -m worker`: load the engine, then consume.
+
+Loading happens before the first message is taken, and a worker whose engine
+cannot load exits at once with the reason (exit code 2) instead of taking jobs
+it would fail. One process, Celery's solo pool: a GPU is never touched by a
+forked child, and SIGTERM means a warm shutdown that finishes the current job.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from prometheus_client import start_http_server
+
+from shoal import keys
+from shoal.logs import configure_logging, get_logger
+from shoal.settings import get_settings
+from worker.runtime import default_name, start_runtime, stop_runtime
+
+cli = typer.Typer(add_completion=False)
+
+
+@cli.command()
+def main(
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to consume.")
+    ] = keys.TTS_QUEUE,
+    name: Annotated[str | None, typer.Option(help="Worker name (unique per process).")] = None,
+) -> None:
+    settings = get_settings()
+    configure_logging(settings, component="worker")
+    log = get_logger("worker")
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = set(queue_list) - set(keys.QUEUES)
+    if unknown:
+        raise typer.BadParameter(f"unknown queue(s) {sorted(unknown)}; known: {list(keys.QUEUES)}")
+    worker_name = name or default_name(queue_list)
+    try:
+        start_runtime(settings, worker_name, queue_list)
+    except Exception as exc:
+        log.error("worker cannot start", error=str(exc), exc_info=True)
+        print(f"shoal worker cannot start: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from exc
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port)
+
+    import worker.tasks  # noqa: F401  registers the tasks
+    from worker.celery_app import app
+
+    try:
+        app.worker_main(
+            [
+                "--quiet",  # no banner: the structured log says the same in one line
+                "worker",
+                f"--queues={','.join(queue_list)}",
+                "--pool=solo",
+                f"--hostname={worker_name}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                f"--loglevel={settings.log_level}",
+            ]
+        )
+    finally:
+        stop_runtime()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,25 @@
+"""TTS engines, one module each; `load_engine` picks one by name."""
+
+from __future__ import annotations
+
+from shoal.settings import Settings
+from worker.engines.base import Engine, Speech, SynthesisRequest
+from worker.engines.emulation import EmulatedGpuTime
+
+__all__ = ["Engine", "Speech", "SynthesisRequest", "load_engine"]
+
+
+def load_engine(settings: Settings) -> Engine:
+    """Load the configured engine; raises with a clear message when it cannot start."""
+    engine: Engine
+    if settings.engine == "espeak":
+        from worker.engines.espeak import EspeakEngine
+
+        engine = EspeakEngine()
+    else:
+        from worker.engines.fish_speech import FishSpeechEngine
+
+        engine = FishSpeechEngine.from_settings(settings)
+    if settings.emulate_rtf > 0:
+        engine = EmulatedGpuTime(engine, settings.emulate_rtf)
+    return engine

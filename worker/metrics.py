@@ -1,0 +1,14 @@
+"""Prometheus metrics of a worker process, served on SHOAL_WORKER_METRICS_PORT."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+JOBS = Counter("shoal_worker_jobs_total", "Jobs this worker ended, by outcome.", ["outcome"])
+AUDIO_SECONDS = Counter("shoal_worker_audio_seconds_total", "Seconds of audio synthesized.")
+STAGE_SECONDS = Histogram(
+    "shoal_worker_stage_seconds",
+    "Time per job stage.",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)

@@ -1,0 +1,83 @@
+"""What a worker process loads once: engine, clients, heartbeat, runner."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import redis
+
+from shoal import keys
+from shoal.logs import get_logger
+from shoal.registry import WorkerInfo, deregister_worker, register_worker
+from shoal.settings import Settings, get_settings
+from shoal.storage import Storage
+from shoal.store import JobStore
+from worker.engines import Engine, load_engine
+from worker.lease import Heartbeat
+from worker.synthesis import JobRunner
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    name: str
+    settings: Settings
+    redis: redis.Redis
+    heartbeat: Heartbeat
+    runner: JobRunner | None  # None on a worker that only delivers webhooks
+    engine: Engine | None
+
+
+_runtime: Runtime | None = None
+
+
+def default_name(queues: list[str]) -> str:
+    return f"{'+'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+
+
+def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
+    """Load the engine (if this worker synthesizes), then announce the worker.
+
+    Raises when the engine cannot load, before any message is consumed.
+    """
+    global _runtime
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    store = JobStore(client, settings)
+    heartbeat = Heartbeat(store, client, settings, name)
+    engine = runner = None
+    if keys.TTS_QUEUE in queues:
+        started = time.perf_counter()
+        engine = load_engine(settings)
+        log.info(
+            "engine loaded", engine=engine.name, seconds=round(time.perf_counter() - started, 2)
+        )
+        storage = Storage(settings)
+        runner = JobRunner(store, storage, engine, heartbeat, settings, name)
+    info = WorkerInfo(
+        name=name,
+        engine=engine.name if engine else None,
+        queues=queues,
+        pid=os.getpid(),
+        started_at=time.time(),
+    )
+    register_worker(client, info, engine.catalog() if engine else None)
+    heartbeat.start()
+    _runtime = Runtime(name, settings, client, heartbeat, runner, engine)
+    return _runtime
+
+
+def runtime() -> Runtime:
+    """The process's runtime; started on first use under a plain `celery worker`."""
+    if _runtime is None:
+        return start_runtime(get_settings(), default_name([keys.TTS_QUEUE]), [keys.TTS_QUEUE])
+    return _runtime
+
+
+def stop_runtime() -> None:
+    """Leave the worker list at once rather than after the heartbeats lapse."""
+    if _runtime is not None:
+        deregister_worker(_runtime.redis, _runtime.name)

@@ -1,0 +1,134 @@
+"""One job, start to finish: claim, synthesize, encode, upload, record.
+
+Every outcome is recorded through the job store: succeeded with the audio,
+failed with a code and a reason, or back in the queue when the failure was
+transient (storage or Redis away) and attempts remain.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from shoal.errors import Canceled, InvalidRequest, SynthesisError, Unavailable
+from shoal.jobs import JobError, JobRecord, StoredAudio
+from shoal.logs import bind_job, get_logger
+from shoal.settings import Settings
+from shoal.storage import Storage, audio_key
+from shoal.store import JobStore
+from worker import metrics
+from worker.audio import encode
+from worker.engines import Engine, SynthesisRequest
+from worker.lease import Heartbeat, RunningJob
+
+log = get_logger(__name__)
+
+
+@dataclass
+class JobRunner:
+    store: JobStore
+    storage: Storage
+    engine: Engine
+    heartbeat: Heartbeat
+    settings: Settings
+    worker: str
+
+    def run(self, job_id: str) -> None:
+        with bind_job(job_id):
+            claimed, token = self.store.claim(job_id, self.worker)
+            if not claimed.ok:
+                # Canceled while queued, finished by an earlier delivery, or expired.
+                log.info("job not claimable; message dropped", state=claimed.previous or "missing")
+                return
+            record = self.store.get(job_id)
+            if record is None:
+                return
+            with self.heartbeat.job(job_id, token, record.started_at or time.time()) as running:
+                self._run(record, running)
+
+    def _run(self, record: JobRecord, running: RunningJob) -> None:
+        started = time.perf_counter()
+        log.info("job started", attempt=record.attempts)
+        try:
+            audio = self._synthesize(record, running)
+        except SynthesisError as exc:
+            timed_out = SynthesisError(
+                f"the job ran longer than {self.settings.job_timeout_seconds:g} s", code="timeout"
+            )
+            self._finish_failed(
+                record, running, timed_out if running.stop_reason == "timeout" else exc
+            )
+            return
+        except Unavailable as exc:
+            self._retry_or_fail(record, running, exc)
+            return
+        except Exception as exc:
+            log.exception("engine failed")
+            self._finish_failed(
+                record, running, SynthesisError(f"{type(exc).__name__}: {exc}", code="engine_error")
+            )
+            return
+        done = self.store.succeed(record.id, running.token, audio, time.time())
+        if not done.ok:
+            # Canceled, or the lease was lost and another run owns the job now.
+            self.storage.delete([audio.key])
+            log.info("job changed hands during the run; audio discarded", state=done.previous)
+            metrics.JOBS.labels("discarded").inc()
+            return
+        elapsed = time.perf_counter() - started
+        metrics.JOBS.labels("succeeded").inc()
+        metrics.AUDIO_SECONDS.inc(audio.duration_seconds)
+        log.info(
+            "job succeeded",
+            seconds=round(elapsed, 3),
+            audio_seconds=round(audio.duration_seconds, 2),
+            bytes=audio.bytes,
+        )
+
+    def _synthesize(self, record: JobRecord, running: RunningJob) -> StoredAudio:
+        job_input = record.input
+        try:
+            voice = self.engine.catalog().resolve(job_input.voice, job_input.language)
+        except InvalidRequest as exc:
+            raise SynthesisError(exc.message, code=exc.code) from exc
+        request = SynthesisRequest(
+            text=job_input.text,
+            voice=voice,
+            language=job_input.language,
+            params=job_input.engine_params,
+            should_stop=running.should_stop,
+        )
+        with metrics.STAGE_SECONDS.labels("synthesize").time():
+            speech = self.engine.synthesize(request)
+        if running.should_stop():
+            raise Canceled("the job stopped while it ran")
+        if not speech.audible():
+            raise SynthesisError("the text produced no audible speech", code="no_speech")
+        with metrics.STAGE_SECONDS.labels("encode").time():
+            data = encode(speech, job_input.format)
+        key = audio_key(record.id, record.attempts, job_input.format)
+        with metrics.STAGE_SECONDS.labels("upload").time():
+            self.storage.put(key, data, job_input.format.content_type)
+        return StoredAudio(
+            key=key,
+            format=job_input.format,
+            sample_rate=speech.sample_rate,
+            duration_seconds=round(speech.duration_seconds, 3),
+            bytes=len(data),
+        )
+
+    def _finish_failed(self, record: JobRecord, running: RunningJob, exc: SynthesisError) -> None:
+        if running.stop_reason == "lost":
+            return  # not ours any more: nothing to record
+        error = JobError(code=exc.code, message=exc.message)
+        self.store.fail(record.id, running.token, error)
+        metrics.JOBS.labels("failed").inc()
+        log.warning("job failed", code=error.code, reason=error.message)
+
+    def _retry_or_fail(self, record: JobRecord, running: RunningJob, exc: Unavailable) -> None:
+        if record.attempts < self.settings.max_attempts:
+            log.warning("transient failure; job requeued", error=exc.message)
+            self.store.requeue(record.id, running.token)
+            metrics.JOBS.labels("requeued").inc()
+        else:
+            self._finish_failed(record, running, SynthesisError(exc.message, code=exc.code))

@@ -1,0 +1,15 @@
+"""Celery tasks: thin entry points into the worker's runtime."""
+
+from __future__ import annotations
+
+from shoal import keys
+from worker.celery_app import app
+from worker.runtime import runtime
+
+
+@app.task(name=keys.SYNTHESIZE_TASK)
+def synthesize(job_id: str) -> None:
+    runner = runtime().runner
+    if runner is None:
+        raise RuntimeError(f"this worker does not consume {keys.TTS_QUEUE!r}")
+    runner.run(job_id)
