@@ -105,14 +105,18 @@ class Supervisor:
         log.debug("process started", process=spec.name, pid=managed.pid)
         return managed
 
-    def poll(self) -> None:
-        """Restart children that died; raise FatalExit for one that cannot be helped."""
+    def poll(self, starting: bool = False) -> None:
+        """Restart children that died; raise FatalExit for one that cannot be helped.
+
+        While `starting`, any death is fatal: a process that cannot come up once
+        will not come up by being restarted in a loop.
+        """
         now = time.monotonic()
         for child in self.children:
             code = child.process.poll()
             if code is None:
                 continue
-            if code in child.spec.fatal_exit_codes:
+            if starting or code in child.spec.fatal_exit_codes:
                 raise FatalExit(f"{child.spec.name} exited with code {code}")
             if not child.spec.restart:
                 continue

@@ -112,7 +112,7 @@ class LocalStack:
             while not (self._gateway_ready() and self._workers_ready(client, names)):
                 if self._stopping:
                     raise KeyboardInterrupt
-                self.supervisor.poll()
+                self.supervisor.poll(starting=True)
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"shoal was not ready after {timeout:g} s; see the log above"
@@ -159,7 +159,7 @@ def run(settings: Settings, announce: Callable[[str], None]) -> int:
         stack.supervise()
         return 0
     except FatalExit as exc:
-        log.error("a process cannot start; stopping", reason=str(exc))
+        log.error("a process cannot start; stopping (its error is above)", reason=str(exc))
         return 1
     except KeyboardInterrupt:
         return 130

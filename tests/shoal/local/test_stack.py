@@ -144,3 +144,18 @@ def test_a_busy_port_is_refused_clearly(tmp_path: Path) -> None:
         )
     assert result.returncode != 0
     assert f"port {port} is in use" in result.stderr
+
+
+def test_a_worker_that_cannot_start_stops_shoal_up_with_the_reason(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shoal.cli", "up"],
+        env=fresh_env(
+            SHOAL_PORT=str(free_port()), SHOAL_DATA_DIR=str(tmp_path), SHOAL_ENGINE="fish-speech"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "shoal worker cannot start" in result.stderr
+    assert "a process cannot start" in result.stderr
