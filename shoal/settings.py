@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     worker_metrics_port: int = Field(0, ge=0, le=65535, description="0 = no worker metrics server.")
+    worker_alive_file: Path = Field(
+        Path("/tmp/shoal-worker-alive"),
+        description="Touched by a healthy worker's heartbeat; `python -m worker.probe` reads it.",
+    )
 
     @field_validator("api_keys", "webhook_secret", "webhook_allow_hosts", mode="before")
     @classmethod

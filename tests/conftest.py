@@ -67,9 +67,14 @@ def _env(redis_server: RedisServer, s3_server: SeaweedS3, db: int, bucket: str) 
 
 
 @pytest.fixture(scope="session")
-def shared_env(redis_server: RedisServer, s3_server: SeaweedS3) -> Env:
+def shared_env(
+    redis_server: RedisServer, s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
+) -> Env:
     """Database 0: the shared gateway and worker of the end-to-end tests."""
-    return _env(redis_server, s3_server, 0, "shoal-shared")
+    alive = tmp_path_factory.mktemp("alive") / "worker"
+    return _env(redis_server, s3_server, 0, "shoal-shared").with_(
+        SHOAL_WORKER_ALIVE_FILE=str(alive)
+    )
 
 
 @pytest.fixture

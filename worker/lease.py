@@ -69,15 +69,19 @@ class Heartbeat:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(self.interval)
             try:
                 self._beat()
             except Exception as exc:  # Redis away: the lease may lapse; the job is requeued
                 log.warning("heartbeat failed", error=str(exc))
+            self._wake.wait(self.interval)
 
     def _beat(self) -> None:
-        heartbeat_worker(self.redis, self.worker)
         running = self._running
+        if running is None or time.time() < running.deadline + self.settings.lease_seconds:
+            # Liveness: a job stuck past its timeout (and the grace to stop) stops this,
+            # so the orchestrator restarts a worker whose engine hangs.
+            self.settings.worker_alive_file.touch()
+        heartbeat_worker(self.redis, self.worker)
         if running is None or running.should_stop():
             return
         if time.time() > running.deadline:
