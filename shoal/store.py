@@ -15,6 +15,9 @@ by Redis atomically, together with the indexes that follow from it:
   gateway's maintenance loop requeues it. Finishing requires the worker's
   token, so a worker that lost its lease cannot overwrite the new run.
 - Terminal states are final; Redis time stamps every transition.
+- Arriving in `running` or a terminal state emits the matching webhook event
+  (`job.started`, `job.succeeded`, ...) in the same script, when the job's
+  webhook subscribes to it: its delivery message and a `pending` record.
 
 The gateway uses `AsyncJobStore`, the worker `JobStore`; both run the same
 `_Call`s built by `_Commands`, so the logic exists once.
