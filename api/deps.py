@@ -45,7 +45,9 @@ class Services:
         return catalog
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are `async def` although they await nothing: FastAPI runs a plain
+# `def` dependency in a thread pool, a thread hop on every request.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -55,7 +57,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 _bearer = HTTPBearer(auto_error=False, description="An API key from SHOAL_API_KEYS.")
 
 
-def api_key(
+async def api_key(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:

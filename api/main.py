@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.limits import BodySizeLimit
-from api.metrics import instrumentator
+from api.metrics import HttpMetrics
 from api.problems import install_problem_handlers
 from api.routes import jobs, system, voices
 from shoal.deliveries import AsyncDeliveries
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for router in (jobs.router, voices.router, system.router):
         app.include_router(router)
-    instrumentator.instrument(app)
+    app.add_middleware(HttpMetrics)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -157,7 +157,8 @@ class JobRequest(JobInput):
     )
 
     def job_input(self) -> JobInput:
-        return JobInput.model_validate(self.model_dump(include=set(JobInput.model_fields)))
+        """The synthesis part of the request (already validated: not validated again)."""
+        return JobInput.model_construct(**{name: getattr(self, name) for name in _INPUT_FIELDS})
 
     @field_validator("metadata")
     @classmethod
@@ -170,6 +171,9 @@ class JobRequest(JobInput):
                 {"size": size, "limit": MAX_METADATA_BYTES},
             )
         return metadata
+
+
+_INPUT_FIELDS = tuple(JobInput.model_fields)
 
 
 class StoredAudio(BaseModel):

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".shoal"), description="Where `shoal up` keeps Redis and S3 data.")
 
     # Engines.
-    engine: Literal["espeak", "fish-speech"] = "espeak"
+    engine: Literal["espeak", "fish-speech", "tone"] = Field(
+        "espeak", description="`tone` is a fixed clip for benchmarks and smoke tests."
+    )
     fish_checkpoint: Path | None = None
     fish_codec_config: str = "modded_dac_vq"
     emulate_rtf: float = Field(

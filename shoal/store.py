@@ -113,7 +113,7 @@ for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('LPUSH', KEYS[3], ARGV[3])
-return {'created', ARGV[1], ''}
+return {'created', ARGV[1], '', now}
 """
 
 # KEYS: job, lease. ARGV: token, lease ms. Returns 'ours', 'stale' or the job's status.
@@ -160,7 +160,9 @@ class Transition:
 @dataclass(frozen=True)
 class Created:
     job_id: str
-    created: bool  # False: an earlier request with the same Idempotency-Key made it
+    # The new job as written (no read-back needed); None when an earlier request
+    # with the same Idempotency-Key made the job.
+    record: JobRecord | None
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ class _Commands:
         self, request: JobRequest, scope: str, idempotency_key: str | None
     ) -> _Call[Created]:
         job_id = new_job_id()
+        job_input = request.job_input()
         fingerprint = ""
         idem_key = keys.idempotency(scope, "-")
         if idempotency_key is not None:
@@ -252,7 +255,17 @@ class _Commands:
                     "use a new key for a new job",
                     code="idempotency_key_reused",
                 )
-            return Created(str(reply[1]), reply[0] == "created")
+            if reply[0] != "created":
+                return Created(str(reply[1]), None)
+            record = JobRecord(
+                id=job_id,
+                status=JobStatus.QUEUED,
+                input=job_input,
+                metadata=request.metadata,
+                created_at=float(reply[3]),
+                webhook=request.webhook,
+            )
+            return Created(job_id, record)
 
         return _Call(
             "create",
@@ -264,7 +277,7 @@ class _Commands:
                 fingerprint,
                 IDEMPOTENCY_TTL_SECONDS,
                 "input",
-                request.job_input().model_dump_json(),
+                job_input.model_dump_json(),
                 "metadata",
                 json.dumps(request.metadata),
                 *_webhook_fields(request.webhook),
@@ -362,9 +375,22 @@ class JobStore:
     def get(self, job_id: str) -> JobRecord | None:
         return _record(self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
 
-    def claim(self, job_id: str, worker: str) -> tuple[Transition, str]:
+    def claim(self, job_id: str, worker: str) -> tuple[Transition, str, JobRecord | None]:
+        """Take a queued job: the transition, the lease token and the job as claimed.
+
+        One round trip: the record is read in the same pipeline as the transition.
+        """
         token = secrets.token_hex(8)
-        return self._run(self.commands.claim(job_id, worker, token)), token
+        call = self.commands.claim(job_id, worker, token)
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self._scripts[call.script](keys=call.keys, args=call.args, client=pipe)
+                pipe.hgetall(keys.job(job_id))
+                reply, fields = pipe.execute()
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+        transition = call.parse(reply)
+        return transition, token, _record(fields) if transition.ok else None
 
     def renew(self, job_id: str, token: str) -> bool:
         return self._run(self.commands.renew(job_id, token))

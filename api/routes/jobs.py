@@ -69,6 +69,11 @@ async def _check_webhook(services: ServicesDep, spec: WebhookSpec) -> None:
     await check_at_submit(spec.url, services.webhook_allow)
 
 
+def _json(job: Job, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Serialize once, in pydantic's core: FastAPI would validate `job` again first."""
+    return Response(job.model_dump_json(), status, headers, media_type="application/json")
+
+
 def _prefer_wait(prefer: str | None, cap: float) -> float:
     match = _PREFER_WAIT.search(prefer or "")
     return min(float(match.group(1)), cap) if match else 0.0
@@ -77,6 +82,7 @@ def _prefer_wait(prefer: str | None, cap: float) -> float:
 @router.post(
     "",
     status_code=202,
+    response_model=Job,
     summary="Submit a synthesis job",
     responses={
         200: {"model": Job, "description": "Finished within `Prefer: wait`."},
@@ -88,7 +94,6 @@ async def create_job(
     body: JobRequest,
     services: ServicesDep,
     caller: CallerDep,
-    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(description="Retrying with the same key and body returns the same job (24 h)."),
@@ -97,7 +102,7 @@ async def create_job(
         str | None,
         Header(description="`wait=N`: hold the response up to N seconds for the job to finish."),
     ] = None,
-) -> Job:
+) -> Response:
     """Queue a job; `202` with the job at once, or `200` once it finished within `Prefer: wait`."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise InvalidRequest(
@@ -110,27 +115,27 @@ async def create_job(
     if body.webhook is not None:
         await _check_webhook(services, body.webhook)
     created = await services.store.create(body, caller, idempotency_key)
-    if created.created:
+    headers = {"Location": f"/v1/jobs/{created.job_id}"}
+    record = created.record
+    if record is not None:
         JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
     else:
-        response.headers["Idempotent-Replayed"] = "true"
+        headers["Idempotent-Replayed"] = "true"
     wait = _prefer_wait(prefer, services.settings.max_wait_seconds)
     if wait:
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        headers["Preference-Applied"] = f"wait={wait:g}"
         record = await services.store.wait(created.job_id, wait)
-    else:
+    elif record is None:
         record = await services.store.get(created.job_id)
     if record is None:  # expired between write and read: only with absurd retention settings
         raise _not_found(created.job_id)
-    response.headers["Location"] = f"/v1/jobs/{record.id}"
-    if record.status.is_terminal and wait:
-        response.status_code = 200
-    return await present(services, record)
+    status = 200 if record.status.is_terminal and wait else 202
+    return _json(await present(services, record), status, headers)
 
 
-@router.get("/{job_id}", summary="Get a job", responses=_problems(401, 404))
-async def get_job(job_id: str, services: ServicesDep) -> Job:
-    return await present(services, await _load(services, job_id))
+@router.get("/{job_id}", summary="Get a job", response_model=Job, responses=_problems(401, 404))
+async def get_job(job_id: str, services: ServicesDep) -> Response:
+    return _json(await present(services, await _load(services, job_id)))
 
 
 @router.get(

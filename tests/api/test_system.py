@@ -47,7 +47,10 @@ def test_metrics_are_prometheus_text(client: httpx.Client) -> None:
     assert 'shoal_queue_waiting{queue="tts"}' in text
     assert "shoal_oldest_waiting_job_seconds" in text
     assert 'shoal_workers{engine="espeak"} 1.0' in text
-    assert 'http_requests_total{handler="/v1/jobs",method="POST",status="202"}' in text
+    assert 'shoal_http_requests_total{method="POST",route="/v1/jobs",status="202"}' in text
+    assert (
+        'shoal_http_request_duration_seconds_count{method="GET",route="/v1/jobs/{job_id}"}' in text
+    )
 
 
 def test_openapi_documents_the_contract(client: httpx.Client) -> None:

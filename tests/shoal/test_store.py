@@ -75,9 +75,9 @@ def test_create_records_the_job_and_queues_one_message(
 
 
 def test_claim_then_succeed(store: JobStore, job_id: str, sync_redis: redis.Redis) -> None:
-    claimed, token = store.claim(job_id, "w1")
+    claimed, token, running = store.claim(job_id, "w1")
     assert claimed.ok
-    running = store.get(job_id)
+    assert running == store.get(job_id)  # the claim returns the job as claimed
     assert running is not None
     assert running.status is JobStatus.RUNNING and running.attempts == 1
     assert running.started_at is not None and running.worker == "w1"
@@ -97,14 +97,15 @@ def test_claim_then_succeed(store: JobStore, job_id: str, sync_redis: redis.Redi
 
 def test_a_job_is_claimed_once(store: JobStore, job_id: str) -> None:
     assert store.claim(job_id, "w1")[0].ok
-    second, _ = store.claim(job_id, "w2")
+    second, _, record = store.claim(job_id, "w2")
     assert (second.result, second.previous) == ("refused", "running")
+    assert record is None
 
 
 def test_a_finished_job_never_runs_again(store: JobStore, job_id: str) -> None:
-    _, token = store.claim(job_id, "w1")
+    _, token, _ = store.claim(job_id, "w1")
     assert store.succeed(job_id, token, audio(job_id), time.time()).ok
-    again, _ = store.claim(job_id, "w2")
+    again, _, _ = store.claim(job_id, "w2")
     assert (again.result, again.previous) == ("refused", "succeeded")
     assert not store.requeue(job_id, token).ok
     assert not store.fail(job_id, token, JobError(code="x", message="y")).ok
@@ -113,9 +114,9 @@ def test_a_finished_job_never_runs_again(store: JobStore, job_id: str) -> None:
 
 
 def test_a_stale_worker_cannot_finish_a_job_it_lost(store: JobStore, job_id: str) -> None:
-    _, old_token = store.claim(job_id, "w1")
+    _, old_token, _ = store.claim(job_id, "w1")
     assert store.requeue(job_id, old_token).ok  # lease lost: back in the queue
-    _, new_token = store.claim(job_id, "w2")
+    _, new_token, _ = store.claim(job_id, "w2")
     stale = store.succeed(job_id, old_token, audio(job_id), time.time())
     assert (stale.result, stale.previous) == ("stale", "running")
     assert not store.renew(job_id, old_token)
@@ -126,7 +127,7 @@ def test_a_stale_worker_cannot_finish_a_job_it_lost(store: JobStore, job_id: str
 
 
 def test_fail_records_the_reason(store: JobStore, job_id: str) -> None:
-    _, token = store.claim(job_id, "w1")
+    _, token, _ = store.claim(job_id, "w1")
     error = JobError(code="no_speech", message="the text produced no speech")
     assert store.fail(job_id, token, error).ok
     record = store.get(job_id)
@@ -137,7 +138,7 @@ def test_requeue_pushes_a_new_message(
     store: JobStore, job_id: str, sync_redis: redis.Redis
 ) -> None:
     sync_redis.delete(keys.TTS_QUEUE)  # as if the worker had taken it
-    _, token = store.claim(job_id, "w1")
+    _, token, _ = store.claim(job_id, "w1")
     assert store.requeue(job_id, token).ok
     record = store.get(job_id)
     assert record is not None and record.status is JobStatus.QUEUED
@@ -148,8 +149,8 @@ def test_requeue_pushes_a_new_message(
 
 def test_cancel_queued_and_running_but_not_finished(settings: Settings, store: JobStore) -> None:
     queued, running, finished = create(settings), create(settings), create(settings)
-    _, running_token = store.claim(running, "w1")
-    _, finished_token = store.claim(finished, "w2")
+    _, running_token, _ = store.claim(running, "w1")
+    _, finished_token, _ = store.claim(finished, "w2")
     store.succeed(finished, finished_token, audio(finished), time.time())
 
     async def cancel_all(astore: AsyncJobStore) -> list[str]:
@@ -196,7 +197,7 @@ def test_idempotency_key_returns_the_same_job(settings: Settings, sync_redis: re
 def test_wait_returns_when_the_job_finishes(
     settings: Settings, store: JobStore, job_id: str
 ) -> None:
-    _, token = store.claim(job_id, "w1")
+    _, token, _ = store.claim(job_id, "w1")
 
     async def wait_and_finish(astore: AsyncJobStore) -> tuple[str, float]:
         async def finish() -> None:

@@ -16,6 +16,10 @@ def load_engine(settings: Settings) -> Engine:
         from worker.engines.espeak import EspeakEngine
 
         engine = EspeakEngine()
+    elif settings.engine == "tone":
+        from worker.engines.tone import ToneEngine
+
+        engine = ToneEngine()
     else:
         from worker.engines.fish_speech import FishSpeechEngine
 
