@@ -12,9 +12,11 @@ import redis.asyncio as aredis
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unauthorized
 from shoal.registry import load_catalog
 from shoal.settings import Settings
+from shoal.ssrf import Allowlist
 from shoal.storage import Storage
 from shoal.store import AsyncJobStore
 from shoal.voices import Catalog
@@ -30,6 +32,8 @@ class Services:
     redis: aredis.Redis
     store: AsyncJobStore
     storage: Storage
+    deliveries: AsyncDeliveries
+    webhook_allow: Allowlist
     _catalog: tuple[float, Catalog | None] = field(default=(0.0, None))
 
     async def catalog(self) -> Catalog | None:

@@ -19,10 +19,12 @@ from api.limits import BodySizeLimit
 from api.metrics import instrumentator
 from api.problems import install_problem_handlers
 from api.routes import jobs, system, voices
+from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
 from shoal.logs import configure_logging, get_logger
 from shoal.maintenance import run_maintenance
 from shoal.settings import Settings, get_settings
+from shoal.ssrf import Allowlist
 from shoal.storage import Storage
 from shoal.store import AsyncJobStore
 
@@ -46,11 +48,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(storage.ensure_bucket)
     except Unavailable as exc:  # /readyz reports it until storage comes back
         log.error("cannot prepare the audio bucket", error=exc.message)
-    app.state.services = Services(settings, client, AsyncJobStore(client, settings), storage)
+    app.state.services = Services(
+        settings,
+        client,
+        AsyncJobStore(client, settings),
+        storage,
+        AsyncDeliveries(client),
+        Allowlist.parse(settings.webhook_allow_hosts),
+    )
     if not settings.api_keys:
         log.warning("authentication is off: SHOAL_API_KEYS is empty")
+    services: Services = app.state.services
     maintenance = asyncio.create_task(
-        run_maintenance(client, app.state.services.store, storage, settings)
+        run_maintenance(services.store, storage, services.deliveries, settings)
     )
     try:
         yield

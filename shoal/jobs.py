@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_seriali
 from pydantic_core import PydanticCustomError
 
 from shoal.settings import get_settings
+from shoal.webhooks import WebhookSpec, WebhookStatus
 
 MAX_METADATA_BYTES = 16_384
 # Loose BCP-47: a primary subtag of 2-3 letters, then subtags of 1-8 alphanumerics.
@@ -151,6 +152,9 @@ class JobRequest(JobInput):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Opaque; echoed back on the job (16 KiB at most)."
     )
+    webhook: WebhookSpec | None = Field(
+        None, description="Signed POSTs (Standard Webhooks) when the job starts or ends."
+    )
 
     def job_input(self) -> JobInput:
         return JobInput.model_validate(self.model_dump(include=set(JobInput.model_fields)))
@@ -208,6 +212,7 @@ class Job(BaseModel):
     audio: Audio | None = None
     error: JobError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    webhook: WebhookStatus | None = None
 
 
 class JobRecord(BaseModel):
@@ -225,16 +230,17 @@ class JobRecord(BaseModel):
     worker: str | None = None
     audio: StoredAudio | None = None
     error: JobError | None = None
+    webhook: WebhookSpec | None = None
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> Self:
         data: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}
-        for key in ("input", "metadata", "audio", "error"):
+        for key in ("input", "metadata", "audio", "error", "webhook"):
             if key in data:
                 data[key] = json.loads(data[key])
         return cls.model_validate(data, context=TRUSTED)
 
-    def public(self, audio: Audio | None = None) -> Job:
+    def public(self, audio: Audio | None = None, webhook: WebhookStatus | None = None) -> Job:
         return Job(
             id=self.id,
             status=self.status,
@@ -246,6 +252,7 @@ class JobRecord(BaseModel):
             audio=audio,
             error=self.error,
             metadata=self.metadata,
+            webhook=webhook,
         )
 
 

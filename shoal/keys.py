@@ -23,6 +23,10 @@ QUEUED = f"{PREFIX}:queued"
 AUDIO_EXPIRY = f"{PREFIX}:audio-expiry"
 # Sorted set of worker names by the time they were last seen.
 WORKERS = f"{PREFIX}:workers"
+# Webhook retries waiting for their time: Celery messages scored by due time.
+WEBHOOKS_SCHEDULED = f"{PREFIX}:webhooks:scheduled"
+# Hash of webhook URL -> when a receiver answered 410 Gone for it.
+WEBHOOKS_DISABLED = f"{PREFIX}:webhooks:disabled"
 
 
 def job(job_id: str) -> str:
@@ -40,8 +44,13 @@ def done_channel(job_id: str) -> str:
 
 
 def inflight(queue: str) -> str:
-    """Hash of job id -> worker for jobs running from `queue`."""
+    """Hash of work running from `queue`: job id -> worker, or delivery -> worker."""
     return f"{PREFIX}:inflight:{queue}"
+
+
+def delivery(job_id: str, event: str) -> str:
+    """The delivery record of one webhook event of a job."""
+    return f"{PREFIX}:delivery:{job_id}:{event}"
 
 
 def idempotency(scope: str, key_digest: str) -> str:

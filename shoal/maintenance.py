@@ -1,4 +1,4 @@
-"""Periodic upkeep the gateway runs: lost jobs, expired audio, stale indexes.
+"""Periodic upkeep the gateway runs: lost jobs, due webhook retries, expired audio.
 
 Every step is safe to run from several gateway replicas at once: each change
 of a job's state is an atomic transition that only one caller wins.
@@ -13,6 +13,7 @@ import anyio
 import redis.asyncio as aredis
 
 from shoal import keys
+from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
 from shoal.jobs import JobError
 from shoal.logs import bind_job, get_logger
@@ -84,14 +85,16 @@ async def prune_indexes(client: aredis.Redis, settings: Settings) -> None:
 
 
 async def run_maintenance(
-    client: aredis.Redis, store: AsyncJobStore, storage: Storage, settings: Settings
+    store: AsyncJobStore, storage: Storage, deliveries: AsyncDeliveries, settings: Settings
 ) -> None:
     """Forever, every `maintenance_interval_seconds`; errors are logged, never fatal."""
     while True:
         try:
             await recover_lost_jobs(store, settings)
-            await expire_audio(client, storage)
-            await prune_indexes(client, settings)
+            await deliveries.promote_due()
+            await deliveries.prune_inflight(4 * settings.webhook_timeout_seconds)
+            await expire_audio(store.redis, storage)
+            await prune_indexes(store.redis, settings)
         except Unavailable as exc:  # Redis or storage away: one line, not a traceback
             log.warning("maintenance skipped", reason=exc.message)
         except Exception:

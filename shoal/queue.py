@@ -50,3 +50,7 @@ def task_message(task: str, queue: str, args: tuple[Any, ...]) -> str:
 
 def synthesize_message(job_id: str) -> str:
     return task_message(keys.SYNTHESIZE_TASK, keys.TTS_QUEUE, (job_id,))
+
+
+def webhook_message(job_id: str, event: str, webhook_id: str) -> str:
+    return task_message(keys.DELIVER_WEBHOOK_TASK, keys.WEBHOOK_QUEUE, (job_id, event, webhook_id))

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shoal.webhooks import secret_key
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -66,8 +68,20 @@ class Settings(BaseSettings):
     )
 
     # Webhooks.
-    webhook_secret: CommaList = Field(default_factory=list)
-    webhook_allow_hosts: CommaList = Field(default_factory=list)
+    webhook_secret: CommaList = Field(
+        default_factory=list,
+        description="whsec_ secrets; every one signs (rotation). `shoal up` generates one.",
+    )
+    webhook_allow_hosts: CommaList = Field(
+        default_factory=list, description="Hosts or CIDRs exempt from the SSRF guard."
+    )
+    webhook_timeout_seconds: float = Field(15.0, gt=0, le=60, description="Per attempt.")
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        # Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18e3, 36e3, 50.4e3, 72e3, 86.4e3],
+        description="Seconds before each retry (with +-20 % jitter).",
+    )
+    webhook_concurrency: int = Field(16, ge=1, le=512, description="Threads per webhook worker.")
 
     # Observability.
     log_level: str = "INFO"
@@ -84,6 +98,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_numbers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secrets_are_whsec(cls, secrets: list[str]) -> list[str]:
+        for secret in secrets:
+            secret_key(secret)  # ValueError names what is wrong
+        return secrets
 
     @property
     def visibility_timeout(self) -> int:

@@ -15,6 +15,9 @@ by Redis atomically, together with the indexes that follow from it:
   gateway's maintenance loop requeues it. Finishing requires the worker's
   token, so a worker that lost its lease cannot overwrite the new run.
 - Terminal states are final; Redis time stamps every transition.
+- Arriving in `running` or a terminal state emits the matching webhook event
+  (`job.started`, `job.succeeded`, ...) in the same script, when the job's
+  webhook subscribes to it: its delivery message and a `pending` record.
 
 The gateway uses `AsyncJobStore`, the worker `JobStore`; both run the same
 `_Call`s built by `_Commands`, so the logic exists once.
@@ -36,15 +39,17 @@ import redis.asyncio as aredis
 from shoal import keys
 from shoal.errors import Conflict, Unavailable
 from shoal.jobs import JobError, JobRecord, JobRequest, JobStatus, StoredAudio, new_job_id
-from shoal.queue import synthesize_message
+from shoal.queue import synthesize_message, webhook_message
 from shoal.settings import Settings
+from shoal.webhooks import WebhookEvent, WebhookSpec, new_webhook_id
 
 T = TypeVar("T")
 
-# KEYS: job, lease, inflight hash, queued zset, audio-expiry zset, queue list
+# KEYS: job, lease, inflight hash, queued zset, audio-expiry zset, queue list,
+#       webhooks queue list, delivery record
 # ARGV: id, allowed from-states, to-state, required token, worker, new token,
 #       lease ms, retention s, message, audio key, audio expires at, channel,
-#       then field/value pairs to set.
+#       webhook event, its message, its webhook id, then field/value pairs to set.
 _TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', ''} end
@@ -58,7 +63,7 @@ local t = redis.call('TIME')
 local now = t[1] .. '.' .. string.format('%06d', t[2])
 local id, to = ARGV[1], ARGV[3]
 redis.call('HSET', KEYS[1], 'status', to, 'updated_at', now)
-for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 16, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if to == 'queued' then
   redis.call('HDEL', KEYS[3], id)
   redis.call('DEL', KEYS[2])
@@ -78,6 +83,13 @@ else
   redis.call('HSET', KEYS[1], 'finished_at', now)
   if ARGV[10] ~= '' then redis.call('ZADD', KEYS[5], ARGV[11], ARGV[10]) end
   redis.call('PUBLISH', ARGV[12], to)
+end
+local events = ' ' .. (redis.call('HGET', KEYS[1], 'webhook_events') or '') .. ' '
+if ARGV[13] ~= '' and string.find(events, ' ' .. ARGV[13] .. ' ', 1, true) then
+  redis.call('LPUSH', KEYS[7], ARGV[14])
+  redis.call('HSET', KEYS[8], 'state', 'pending', 'webhook_id', ARGV[15], 'attempts', 0,
+             'next_attempt_at', now)
+  redis.call('EXPIRE', KEYS[8], ARGV[8])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 return {'ok', status}
@@ -122,6 +134,13 @@ end
 return lost
 """
 
+# The webhook event each state's arrival emits (to jobs that subscribed to it).
+EVENT_FOR_STATUS = {
+    JobStatus.RUNNING: WebhookEvent.STARTED,
+    JobStatus.SUCCEEDED: WebhookEvent.SUCCEEDED,
+    JobStatus.FAILED: WebhookEvent.FAILED,
+    JobStatus.CANCELED: WebhookEvent.CANCELED,
+}
 _SCRIPTS = {"transition": _TRANSITION, "create": _CREATE, "renew": _RENEW, "lost": _LOST}
 IDEMPOTENCY_TTL_SECONDS = 86_400
 
@@ -179,6 +198,9 @@ class _Commands:
         fields: dict[str, str] | None = None,
     ) -> _Call[Transition]:
         pairs = [item for pair in (fields or {}).items() for item in pair]
+        event = EVENT_FOR_STATUS.get(to)
+        webhook_id = new_webhook_id() if event else ""
+        event_message = webhook_message(job_id, event, webhook_id) if event else ""
         return _Call(
             "transition",
             [
@@ -188,6 +210,8 @@ class _Commands:
                 keys.QUEUED,
                 keys.AUDIO_EXPIRY,
                 keys.TTS_QUEUE,
+                keys.WEBHOOK_QUEUE,
+                keys.delivery(job_id, event or ""),
             ],
             [
                 job_id,
@@ -202,6 +226,9 @@ class _Commands:
                 audio_key,
                 audio_expires_at,
                 keys.done_channel(job_id),
+                event or "",
+                event_message,
+                webhook_id,
                 *pairs,
             ],
             _as_transition,
@@ -240,6 +267,7 @@ class _Commands:
                 request.job_input().model_dump_json(),
                 "metadata",
                 json.dumps(request.metadata),
+                *_webhook_fields(request.webhook),
             ],
             parse,
         )
@@ -303,6 +331,13 @@ class _Commands:
             [keys.lease("")],
             lambda reply: [str(job_id) for job_id in reply],
         )
+
+
+def _webhook_fields(webhook: WebhookSpec | None) -> list[str]:
+    if webhook is None:
+        return []
+    # `webhook_events` lets the transition script test a subscription without JSON.
+    return ["webhook", webhook.model_dump_json(), "webhook_events", " ".join(webhook.events)]
 
 
 def _record(fields: dict[str, str]) -> JobRecord | None:

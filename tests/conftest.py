@@ -77,12 +77,16 @@ def shared_env(
     )
 
 
-@pytest.fixture
-def env(redis_server: RedisServer, s3_server: SeaweedS3) -> Env:
-    """A database (flushed) and a bucket of the test's own."""
+def fresh_env(redis_server: RedisServer, s3_server: SeaweedS3) -> Env:
+    """A Redis database (flushed) of its own; one bucket for all such tests."""
     db = 1 + next(_databases) % 15
     redis.Redis(port=redis_server.port, db=db).flushdb()
-    return _env(redis_server, s3_server, db, f"shoal-test-{db}")
+    return _env(redis_server, s3_server, db, "shoal-tests")
+
+
+@pytest.fixture
+def env(redis_server: RedisServer, s3_server: SeaweedS3) -> Env:
+    return fresh_env(redis_server, s3_server)
 
 
 @pytest.fixture

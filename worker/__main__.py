@@ -1,9 +1,11 @@
-"""`python -m worker`: load the engine, then consume.
+"""`python -m worker --queues tts|webhooks`: load what the queue needs, then consume.
 
-Loading happens before the first message is taken, and a worker whose engine
-cannot load exits at once with the reason (exit code 2) instead of taking jobs
-it would fail. One process, Celery's solo pool: a GPU is never touched by a
-forked child, and SIGTERM means a warm shutdown that finishes the current job.
+Loading happens before the first message is taken, and a worker that cannot
+start (engine missing, no webhook secret) exits at once with the reason (exit
+code 2) instead of taking work it would fail. Synthesis runs in one process,
+Celery's solo pool: a GPU is never touched by a forked child, and SIGTERM
+means a warm shutdown that finishes the current job. Webhook delivery runs in
+a thread pool on cheap CPU workers.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def main(
     unknown = set(queue_list) - set(keys.QUEUES)
     if unknown:
         raise typer.BadParameter(f"unknown queue(s) {sorted(unknown)}; known: {list(keys.QUEUES)}")
+    if len(queue_list) != 1:
+        # A GPU worker only synthesizes; a slow webhook receiver must never hold a GPU.
+        raise typer.BadParameter("give exactly one queue: tts or webhooks")
     worker_name = name or default_name(queue_list)
     try:
         start_runtime(settings, worker_name, queue_list)
@@ -66,7 +71,7 @@ def main(
                 "--quiet",  # no banner: the structured log says the same in one line
                 "worker",
                 f"--queues={','.join(queue_list)}",
-                "--pool=solo",
+                *_pool(queue_list[0], settings.webhook_concurrency),
                 f"--hostname={worker_name}",
                 "--without-gossip",
                 "--without-mingle",
@@ -76,6 +81,13 @@ def main(
         )
     finally:
         stop_runtime()
+
+
+def _pool(queue: str, webhook_concurrency: int) -> list[str]:
+    """Synthesis: one solo process (the engine never sees a fork). Webhooks: I/O-bound threads."""
+    if queue == keys.WEBHOOK_QUEUE:
+        return ["--pool=threads", f"--concurrency={webhook_concurrency}"]
+    return ["--pool=solo"]
 
 
 if __name__ == "__main__":

@@ -12,3 +12,13 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+WEBHOOKS = Counter(
+    "shoal_webhook_deliveries_total",
+    "Webhook attempts by outcome: delivered, retrying, failed, disabled.",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "shoal_webhook_attempt_seconds",
+    "Duration of one webhook attempt, resolution and request included.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60),
+)

@@ -7,17 +7,21 @@ import socket
 import time
 from dataclasses import dataclass
 
+import httpx
 import redis
 
 from shoal import keys
+from shoal.deliveries import DeliveryLog
 from shoal.logs import get_logger
 from shoal.registry import WorkerInfo, deregister_worker, register_worker
 from shoal.settings import Settings, get_settings
 from shoal.storage import Storage
 from shoal.store import JobStore
+from shoal.webhooks import USER_AGENT
 from worker.engines import Engine, load_engine
 from worker.lease import Heartbeat
 from worker.synthesis import JobRunner
+from worker.webhook_delivery import WebhookSender
 
 log = get_logger(__name__)
 
@@ -30,6 +34,7 @@ class Runtime:
     heartbeat: Heartbeat
     runner: JobRunner | None  # None on a worker that only delivers webhooks
     engine: Engine | None
+    webhooks: WebhookSender | None  # None on a synthesis worker
 
 
 _runtime: Runtime | None = None
@@ -40,23 +45,28 @@ def default_name(queues: list[str]) -> str:
 
 
 def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
-    """Load the engine (if this worker synthesizes), then announce the worker.
+    """Load what the queues need (an engine, a webhook sender), then announce the worker.
 
-    Raises when the engine cannot load, before any message is consumed.
+    Raises when it cannot start, before any message is consumed.
     """
     global _runtime
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     store = JobStore(client, settings)
     heartbeat = Heartbeat(store, client, settings, name)
-    engine = runner = None
+    engine = runner = webhooks = None
     if keys.TTS_QUEUE in queues:
         started = time.perf_counter()
         engine = load_engine(settings)
         log.info(
             "engine loaded", engine=engine.name, seconds=round(time.perf_counter() - started, 2)
         )
-        storage = Storage(settings)
-        runner = JobRunner(store, storage, engine, heartbeat, settings, name)
+        runner = JobRunner(store, Storage(settings), engine, heartbeat, settings, name)
+    if keys.WEBHOOK_QUEUE in queues:
+        if not settings.webhook_secret:
+            raise RuntimeError("SHOAL_WEBHOOK_SECRET is empty: webhooks cannot be signed")
+        http = httpx.Client(headers={"user-agent": USER_AGENT}, trust_env=False)
+        deliveries = DeliveryLog(client, settings.retention_seconds)
+        webhooks = WebhookSender(store, deliveries, Storage(settings), settings, http)
     info = WorkerInfo(
         name=name,
         engine=engine.name if engine else None,
@@ -66,7 +76,7 @@ def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
     )
     register_worker(client, info, engine.catalog() if engine else None)
     heartbeat.start()
-    _runtime = Runtime(name, settings, client, heartbeat, runner, engine)
+    _runtime = Runtime(name, settings, client, heartbeat, runner, engine, webhooks)
     return _runtime
 
 

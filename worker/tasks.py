@@ -13,3 +13,11 @@ def synthesize(job_id: str) -> None:
     if runner is None:
         raise RuntimeError(f"this worker does not consume {keys.TTS_QUEUE!r}")
     runner.run(job_id)
+
+
+@app.task(name=keys.DELIVER_WEBHOOK_TASK)
+def deliver_webhook(job_id: str, event: str, webhook_id: str) -> None:
+    sender = runtime().webhooks
+    if sender is None:
+        raise RuntimeError(f"this worker does not consume {keys.WEBHOOK_QUEUE!r}")
+    sender.run(job_id, event, webhook_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
@@ -12,8 +11,12 @@ from fastapi.responses import RedirectResponse
 from api.deps import CallerDep, ServicesDep, api_key
 from api.metrics import JOBS_SUBMITTED
 from api.problems import Problem
-from shoal.errors import Conflict, InvalidRequest, NotFound
-from shoal.jobs import Audio, Job, JobRecord, JobRequest, JobStatus
+from shoal.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from shoal.jobs import Job, JobRecord, JobRequest, JobStatus
+from shoal.ssrf import check_at_submit
+from shoal.store import EVENT_FOR_STATUS
+from shoal.views import present_job
+from shoal.webhooks import WebhookSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(api_key)])
 
@@ -47,16 +50,23 @@ async def _load(services: ServicesDep, job_id: str) -> JobRecord:
     return record
 
 
-def present(services: ServicesDep, record: JobRecord) -> Job:
-    """The job as clients see it, with a fresh presigned URL once it has audio."""
-    audio = None
-    if record.status is JobStatus.SUCCEEDED and record.audio is not None:
-        settings = services.settings
-        expires = (record.finished_at or time.time()) + settings.retention_seconds
-        ttl = int(min(settings.audio_url_ttl_seconds, max(60, expires - time.time())))
-        url, expires_at = services.storage.presign(record.audio.key, ttl)
-        audio = Audio(url=url, expires_at=expires_at, **record.audio.model_dump(exclude={"key"}))
-    return record.public(audio)
+async def present(services: ServicesDep, record: JobRecord) -> Job:
+    """The job as clients see it, with its webhook's delivery state."""
+    webhook = None
+    if record.webhook is not None:
+        event = EVENT_FOR_STATUS.get(record.status)
+        webhook = await services.deliveries.status(record.id, record.webhook, event)
+    return present_job(record, services.storage, services.settings, webhook)
+
+
+async def _check_webhook(services: ServicesDep, spec: WebhookSpec) -> None:
+    if not services.settings.webhook_secret:
+        raise Unavailable(
+            "webhooks are not configured on this server (SHOAL_WEBHOOK_SECRET is empty); "
+            "poll GET /v1/jobs/{id} instead",
+            code="webhooks_not_configured",
+        )
+    await check_at_submit(spec.url, services.webhook_allow)
 
 
 def _prefer_wait(prefer: str | None, cap: float) -> float:
@@ -97,6 +107,8 @@ async def create_job(
     catalog = await services.catalog()
     if catalog is not None:  # no worker has started yet: the worker checks instead
         catalog.resolve(body.voice, body.language)
+    if body.webhook is not None:
+        await _check_webhook(services, body.webhook)
     created = await services.store.create(body, caller, idempotency_key)
     if created.created:
         JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
@@ -113,12 +125,12 @@ async def create_job(
     response.headers["Location"] = f"/v1/jobs/{record.id}"
     if record.status.is_terminal and wait:
         response.status_code = 200
-    return present(services, record)
+    return await present(services, record)
 
 
 @router.get("/{job_id}", summary="Get a job", responses=_problems(401, 404))
 async def get_job(job_id: str, services: ServicesDep) -> Job:
-    return present(services, await _load(services, job_id))
+    return await present(services, await _load(services, job_id))
 
 
 @router.get(
@@ -135,7 +147,7 @@ async def get_audio(job_id: str, services: ServicesDep) -> RedirectResponse:
             f"job {job_id} is {record.status}; poll GET /v1/jobs/{job_id} until it succeeds",
             code="job_not_finished",
         )
-    job = present(services, record)
+    job = present_job(record, services.storage, services.settings)
     if job.audio is None:
         raise Conflict(f"job {job_id} {record.status} and has no audio", code="job_has_no_audio")
     return RedirectResponse(job.audio.url, status_code=307)
@@ -153,4 +165,31 @@ async def cancel_job(job_id: str, services: ServicesDep) -> Job:
             "only queued or running jobs can be canceled",
             code="job_finished",
         )
-    return present(services, await _load(services, job_id))
+    return await present(services, await _load(services, job_id))
+
+
+@router.post(
+    "/{job_id}/webhook/redeliver",
+    status_code=202,
+    summary="Send the job's latest webhook event again",
+    responses=_problems(401, 404, 409),
+)
+async def redeliver_webhook(job_id: str, services: ServicesDep) -> Job:
+    """Queue the latest event again, with its original `webhook-id`.
+
+    Also re-enables a URL that answered 410 Gone. Useful after fixing a receiver.
+    """
+    record = await _load(services, job_id)
+    if record.webhook is None:
+        raise Conflict(f"job {job_id} has no webhook", code="no_webhook")
+    event = EVENT_FOR_STATUS.get(record.status)
+    sent = event is not None and await services.deliveries.redeliver(
+        job_id, event, record.webhook.url, services.settings.retention_seconds
+    )
+    if not sent:
+        raise Conflict(
+            f"job {job_id} has sent no webhook event yet (it is {record.status}, and its "
+            f"webhook subscribes to {', '.join(record.webhook.events)})",
+            code="no_webhook_event",
+        )
+    return await present(services, record)

@@ -1,7 +1,9 @@
 """`shoal up`: the whole stack on one machine, in the foreground.
 
 Redis and SeaweedFS (unless SHOAL_REDIS_URL / SHOAL_S3_ENDPOINT point
-elsewhere), the gateway, the synthesis workers and the webhook worker. Children
+elsewhere), the gateway, the synthesis workers and one webhook worker (with a
+signing secret generated into the data folder unless SHOAL_WEBHOOK_SECRET is
+set, and loopback receivers allowed unless SHOAL_WEBHOOK_ALLOW_HOSTS is). Children
 that die are restarted; Ctrl-C or SIGTERM stops them all in reverse order,
 workers first with a warm shutdown.
 """
@@ -27,11 +29,14 @@ from shoal.local.redis_server import RedisServer
 from shoal.local.s3_server import SeaweedS3
 from shoal.logs import get_logger
 from shoal.settings import Settings
+from shoal.webhooks import new_secret
 
 log = get_logger(__name__)
 POLL_SECONDS = 0.25
 WORKER_STOP_SECONDS = 30.0
 EXIT_CONFIG_ERROR = 2  # `python -m worker` cannot load its engine
+# On one machine, webhook receivers are usually local: exempt loopback from the SSRF guard.
+LOCAL_RECEIVERS = "127.0.0.0/8,::1,localhost"
 
 
 def worker_names(count: int) -> list[str]:
@@ -99,11 +104,26 @@ class LocalStack:
             self.supervisor.start(self.s3.spec())
             self.s3.wait_ready()
             self.env.update(self.s3.env())
+        self._webhook_defaults()
         self.supervisor.start(gateway_spec(self.settings.host, self.settings.port, self.env))
         names = worker_names(self.settings.workers)
         for name in names:
             self.supervisor.start(worker_spec(name, keys.TTS_QUEUE, self.env))
-        self._wait_ready(names, ready_timeout)
+        webhook_worker = f"webhooks-1@{socket.gethostname()}"
+        self.supervisor.start(worker_spec(webhook_worker, keys.WEBHOOK_QUEUE, self.env))
+        self._wait_ready([*names, webhook_worker], ready_timeout)
+
+    def _webhook_defaults(self) -> None:
+        """A signing secret kept in the data folder, and local receivers allowed."""
+        if not self.settings.webhook_secret:
+            path = self.data_dir / "webhook-secret"
+            if not path.exists():
+                path.write_text(new_secret())
+                path.chmod(0o600)
+            self.env["SHOAL_WEBHOOK_SECRET"] = path.read_text().strip()
+            log.info("webhook signing secret", file=str(path))
+        if "webhook_allow_hosts" not in self.settings.model_fields_set:
+            self.env["SHOAL_WEBHOOK_ALLOW_HOSTS"] = LOCAL_RECEIVERS
 
     def _wait_ready(self, names: list[str], timeout: float) -> None:
         client = redis.Redis.from_url(self.env.get("SHOAL_REDIS_URL", self.settings.redis_url))

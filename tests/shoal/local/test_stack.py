@@ -97,7 +97,7 @@ def test_shoal_up_runs_restarts_and_stops_cleanly(tmp_path: Path) -> None:
         assert_speech(decode(httpx.get(done["audio"]["url"]).content), 22050, 0.8, 4.0)
 
         workers = {w["name"]: w["pid"] for w in http.get("/v1/queue").json()["workers"]}
-        assert len(workers) == 2
+        assert sorted(w.split("@")[0] for w in workers) == ["tts-1", "tts-2", "webhooks-1"]
         victim = sorted(workers)[0]
         os.kill(workers[victim], signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -116,7 +116,7 @@ def test_shoal_up_runs_restarts_and_stops_cleanly(tmp_path: Path) -> None:
         )
 
         children = descendants(process.pid)
-        assert len(children) >= 5  # redis, weed, gateway, two workers
+        assert len(children) >= 6  # redis, weed, gateway, two workers, a webhook worker
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     assert wait_gone(children, timeout=5) == set()

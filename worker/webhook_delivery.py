@@ -1,0 +1,131 @@
+"""One webhook attempt, start to finish, on the CPU webhook workers.
+
+Check the URL again after resolving it (the SSRF guard), sign the event with
+every current secret, POST it to the checked address, then record the outcome
+and schedule the retry (with jitter, honouring Retry-After) or give up.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from shoal import ssrf
+from shoal.deliveries import DeliveryLog
+from shoal.jobs import JobRecord
+from shoal.logs import bind_job, get_logger
+from shoal.settings import Settings
+from shoal.storage import Storage
+from shoal.store import JobStore
+from shoal.views import present_job
+from shoal.webhooks import AttemptResult, DeliveryState, post, signed_headers
+from worker import metrics
+
+log = get_logger(__name__)
+JITTER = 0.2  # +-20 % on each scheduled delay, so retries of many jobs spread out
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+
+
+def event_body(event: str, record: JobRecord, storage: Storage, settings: Settings) -> bytes:
+    """`{"type", "timestamp", "data": <the job as GET returns it>}` with a fresh audio URL."""
+    job = present_job(record, storage, settings)
+    payload = {
+        "type": event,
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "data": job.model_dump(mode="json"),
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+@dataclass
+class WebhookSender:
+    store: JobStore
+    deliveries: DeliveryLog
+    storage: Storage
+    settings: Settings
+    http: httpx.Client
+
+    def __post_init__(self) -> None:
+        self.allow = ssrf.Allowlist.parse(self.settings.webhook_allow_hosts)
+
+    def run(self, job_id: str, event: str, webhook_id: str) -> None:
+        with bind_job(job_id):
+            record = self.store.get(job_id)
+            if record is None or record.webhook is None:
+                log.info("webhook dropped: the job expired", webhook_event=event)
+                return
+            url = record.webhook.url
+            if self.deliveries.is_disabled(url):
+                error = "not sent: this URL answered 410 Gone earlier (redeliver re-enables it)"
+                self.deliveries.record(
+                    job_id, event, DeliveryState.DISABLED, None, error, None, False
+                )
+                metrics.WEBHOOKS.labels(DeliveryState.DISABLED.value).inc()
+                return
+            self.deliveries.started(job_id, event)
+            started = time.perf_counter()
+            result = self._attempt(record, event, webhook_id, url)
+            metrics.WEBHOOK_SECONDS.observe(time.perf_counter() - started)
+            self._settle(record, event, webhook_id, result)
+
+    def _attempt(self, record: JobRecord, event: str, webhook_id: str, url: str) -> AttemptResult:
+        try:
+            _, addresses = ssrf.resolve(url, self.allow)
+        except ssrf.BlockedAddress as exc:
+            return AttemptResult("give_up", None, exc.message)
+        except OSError as exc:  # DNS down or the name gone: may come back
+            return AttemptResult("retry", None, f"cannot resolve the host: {exc}")
+        body = event_body(event, record, self.storage, self.settings)
+        headers = signed_headers(webhook_id, body, self.settings.webhook_secret)
+        timeout = self.settings.webhook_timeout_seconds
+        return post(self.http, url, addresses[0], body, headers, timeout)
+
+    def _next_delay(self, attempts: int, retry_after: float | None) -> float | None:
+        """Seconds until the next attempt, or None when the schedule is used up."""
+        schedule = self.settings.webhook_retry_schedule
+        if attempts > len(schedule):
+            return None
+        delay = schedule[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+        return delay
+
+    def _settle(
+        self, record: JobRecord, event: str, webhook_id: str, result: AttemptResult
+    ) -> None:
+        job_id = record.id
+        retry = None
+        error = result.error
+        if result.verdict == "delivered":
+            state = DeliveryState.DELIVERED
+        elif result.verdict == "gone":
+            state = DeliveryState.DISABLED
+            if record.webhook is not None:
+                self.deliveries.disable(record.webhook.url)
+        elif result.verdict == "give_up":
+            state = DeliveryState.FAILED
+        else:
+            attempts = self.deliveries.attempts(job_id, event) + 1
+            delay = self._next_delay(attempts, result.retry_after)
+            if delay is None:
+                state = DeliveryState.FAILED
+                error = f"gave up after {attempts} attempts; last: {result.error}"
+            else:
+                state = DeliveryState.PENDING
+                retry = (time.time() + delay, webhook_id)
+        self.deliveries.record(job_id, event, state, result.status_code, error, retry)
+        metrics.WEBHOOKS.labels(state.value if retry is None else "retrying").inc()
+        log.info(
+            "webhook attempt",
+            webhook_event=event,
+            webhook_id=webhook_id,
+            state=state.value,
+            status_code=result.status_code,
+            error=error,
+            retry_in=round(retry[0] - time.time(), 1) if retry else None,
+        )
