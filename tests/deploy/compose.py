@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.manifests import ROOT
+from tests.deploy.manifests import EXAMPLE_VALUES, ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -71,7 +71,9 @@ def _interpolated(node: Any, values: dict[str, str]) -> Any:
 def load(values: dict[str, str] | None = None) -> dict[str, Any]:
     """The compose file with `values` (default: .env.example, blanks filled)."""
     if values is None:
-        values = {k: v or f"example-{k.lower()}" for k, v in env_example().items()}
+        values = {
+            k: v or EXAMPLE_VALUES.get(k, f"example-{k.lower()}") for k, v in env_example().items()
+        }
     document: dict[str, Any] = _interpolated(raw(), values)
     return document
 

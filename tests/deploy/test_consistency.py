@@ -13,7 +13,14 @@ from uvicorn.main import main as uvicorn_cli
 
 from shoal.settings import Settings
 from tests.deploy import compose
-from tests.deploy.manifests import ROOT, SHOAL_IMAGES, Obj, Rendered
+from tests.deploy.manifests import (
+    ROOT,
+    SHOAL_IMAGES,
+    Obj,
+    Rendered,
+    container_env,
+    settings_from,
+)
 from tests.deploy.test_dockerfiles import DOCKERFILES, final
 from worker.__main__ import cli as worker_cli
 
@@ -35,35 +42,17 @@ IMAGE_ENV = {
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
-def _k8s_env(r: Rendered, container: Obj) -> dict[str, str | None]:
-    """Name -> literal value (None when it comes from a Secret) of a container."""
-    env: dict[str, str | None] = dict(r.config_map_data(container))
-    for entry in container.get("env", []):
-        env[entry["name"]] = entry.get("value")
-    return env
-
-
 def _helpers(container: Obj) -> set[str]:
     """Variables that exist only to compose another one through $(NAME)."""
     values = " ".join(e.get("value", "") for e in container.get("env", []))
     return set(re.findall(r"\$\((\w+)\)", values))
 
 
-def _settings_from(env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(SETTINGS):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        if name in SETTINGS:
-            literal = re.sub(r"\$\((\w+)\)", "secret", value) if value is not None else "secret"
-            monkeypatch.setenv(name, literal)
-    return Settings()
-
-
 def test_every_variable_a_container_sets_is_a_setting(overlays: list[Rendered]) -> None:
     seen: set[str] = set()
     for r in overlays:
         for owner, _, container in r.shoal_containers():
-            names = set(_k8s_env(r, container)) - _helpers(container)
+            names = set(container_env(r, container)) - _helpers(container)
             unknown = names - SETTINGS
             assert not unknown, f"{r.name}: {owner['metadata']['name']} sets {unknown}"
             seen |= names
@@ -87,10 +76,10 @@ def test_the_values_are_valid_settings(
 ) -> None:
     for r in overlays:
         for _, _, container in r.shoal_containers():
-            _settings_from(_k8s_env(r, container), monkeypatch)  # raises when invalid
+            settings_from(container_env(r, container), monkeypatch)  # raises when invalid
     for service in compose.load()["services"].values():
         if service["image"].startswith(SHOAL_IMAGES):
-            _settings_from(service["environment"], monkeypatch)
+            settings_from(service["environment"], monkeypatch)
 
 
 def _synthesis_pods(r: Rendered) -> Iterator[tuple[Obj, Obj, Obj]]:
@@ -106,7 +95,7 @@ def test_the_grace_period_outlasts_the_longest_job(
     checked = 0
     for r in overlays:
         for owner, pod, container in _synthesis_pods(r):
-            settings = _settings_from(_k8s_env(r, container), monkeypatch)
+            settings = settings_from(container_env(r, container), monkeypatch)
             # The job may run job_timeout, then the worker has a lease to notice.
             longest = settings.job_timeout_seconds + settings.lease_seconds
             assert pod["terminationGracePeriodSeconds"] > longest, (r.name, owner["kind"])
@@ -205,7 +194,7 @@ def test_the_weights_job_fills_the_volume_the_gpu_workers_read(
         (models,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/models"]
         assert volumes[models["name"]]["persistentVolumeClaim"]["claimName"] == job_claim
         assert gpu.has("PersistentVolumeClaim", job_claim)
-        checkpoint = str(_settings_from(_k8s_env(gpu, container), monkeypatch).fish_checkpoint)
+        checkpoint = str(settings_from(container_env(gpu, container), monkeypatch).fish_checkpoint)
         destination = checkpoint.replace(models["mountPath"], job_mount[job_volume["name"]], 1)
         assert f'local_dir="{destination}"' in " ".join(job["containers"][0]["command"])
 

@@ -14,7 +14,7 @@ from redis.connection import parse_url
 from shoal import keys
 from shoal.settings import Settings
 from tests.deploy import keda_schema
-from tests.deploy.manifests import Obj, Rendered
+from tests.deploy.manifests import Obj, Rendered, container_env, settings_from
 from tests.support import Env, gateway, running, start_worker_spec, wait_for_job, wait_for_worker
 from worker.celery_app import create_celery
 
@@ -184,13 +184,20 @@ def test_the_default_keeps_a_warm_worker_and_the_variant_scales_to_zero(
     assert {**cold, "minReplicaCount": warm["minReplicaCount"]} == warm
 
 
-def test_the_webhook_pool_scales_on_its_own_queue(overlays: list[Rendered]) -> None:
+def test_the_webhook_pool_scales_on_its_own_queue(
+    overlays: list[Rendered], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for r in overlays:
         so = r.get("ScaledObject", "worker-webhook")
         names = {t["name"]: t["metadata"]["listName"] for t in so["spec"]["triggers"]}
         assert sorted(_formula_terms(so)) == sorted(names)
         assert set(names.values()) == {keys.WEBHOOK_QUEUE, keys.inflight(keys.WEBHOOK_QUEUE)}
         assert so["spec"]["minReplicaCount"] >= 1
+        # Deliveries per worker = the Celery threads one webhook worker runs.
+        _, container = _container(r, "Deployment", so["spec"]["scaleTargetRef"]["name"])
+        settings = settings_from(container_env(r, container), monkeypatch)
+        target = so["spec"]["advanced"]["scalingModifiers"]["target"]
+        assert float(target) == settings.webhook_concurrency
 
 
 def test_the_scaled_job_runs_the_deployments_pod_one_job_each(
