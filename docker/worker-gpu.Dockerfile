@@ -5,7 +5,8 @@
 # Build from the repository root:
 #   docker build -f docker/worker-gpu.Dockerfile -t ghcr.io/shoal-tts/shoal-worker-gpu:0.1.0 .
 
-# The CUDA runtime the torch build below targets (cu128: NVIDIA driver >= 570).
+# The CUDA runtime of the torch build below (cu128). For another CUDA, change
+# this tag and TORCH_INDEX_URL together.
 FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04 AS base
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
@@ -15,22 +16,22 @@ RUN apt-get update \
 FROM base AS build
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# torch first, from PyTorch's CUDA index, so the extra below keeps this build.
-ARG TORCH_VERSION=2.11.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" "torchaudio==${TORCH_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# torch at the version the `fish` extra pins, as the CUDA build from PyTorch's
+# index (cu128: NVIDIA driver >= 570); the extra below then keeps this build.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+RUN pip install --index-url "${TORCH_INDEX_URL}" "$(python3 -c 'import re, tomllib; \
+      fish = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["fish"]; \
+      print(next(d for d in fish if re.split(r"[\s<>=!~;\[]", d, maxsplit=1)[0] == "torch"))')"
 COPY shoal ./shoal
 COPY api ./api
 COPY worker ./worker
-# The `fish` extra holds fish-speech's real inference dependencies; the
-# fish-speech wheel itself goes in without its own pins, which do not fit.
+# The `fish` extra holds what Fish Speech's inference really imports; the
+# fish-speech wheel and the codec packages go in without their own pins,
+# which do not fit (and are training-only).
 RUN pip install ".[fish]" \
- && pip install --no-deps "fish-speech==0.1.0" \
- && python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], '.project-root').touch()"
-# (fish-speech's codec module calls pyrootutils, which wants a .project-root
-# marker above the package; the venv is read-only at run time, so it is made here.)
+ && pip install --no-deps "fish-speech==0.1.0" "descript-audio-codec==1.0.0" "descript-audiotools==0.7.2"
 
 FROM base
 RUN groupadd --system --gid 10001 shoal \

@@ -155,6 +155,8 @@ def test_the_gpu_image_uses_a_cuda_torch_and_ships_no_weights() -> None:
     assert bases[0].startswith("nvidia/cuda:") and "runtime" in bases[0]
     runs = " ".join(" ".join(c.value) for s in stages(path) for c in s.commands if c.cmd == "RUN")
     assert re.search(r"download\.pytorch\.org/whl/cu\d+", text)
+    # torch's version is the one the `fish` extra pins, read from pyproject.toml.
+    assert not re.search(r"torch==\d", text) and '["optional-dependencies"]["fish"]' in text
     assert "--no-deps" in runs and "fish-speech==" in runs
     assert '".[fish]"' in runs
     # Weights come from a volume: nothing downloads or copies them into a layer.
