@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test lint deploy-check install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: install
 ## test: lint, types, architecture contracts, then the test suite on real services
 test: install-dev lint
 	$(BIN)/pytest
+
+## deploy-check: only the deployment's checks (tests/deploy; `make test` runs them too)
+deploy-check: install-dev
+	$(BIN)/pytest tests/deploy -q
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 from shoal import keys
 from shoal.logs import configure_logging, get_logger
 from shoal.settings import get_settings
+from worker.lifetime import Lifetime
 from worker.runtime import default_name, start_runtime, stop_runtime
 
 cli = typer.Typer(add_completion=False)
@@ -30,6 +31,13 @@ def main(
         str, typer.Option(help="Comma-separated queues to consume.")
     ] = keys.TTS_QUEUE,
     name: Annotated[str | None, typer.Option(help="Worker name (unique per process).")] = None,
+    max_jobs: Annotated[
+        int, typer.Option(min=0, help="Leave (warm) after this many jobs; 0 = never. For Jobs.")
+    ] = 0,
+    idle_exit: Annotated[
+        float,
+        typer.Option(min=0, help="Leave when no job started for this many seconds; 0 = never."),
+    ] = 0.0,
 ) -> None:
     settings = get_settings()
     configure_logging(settings, component="worker")
@@ -50,6 +58,9 @@ def main(
         raise typer.Exit(2) from exc
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
+
+    if max_jobs or idle_exit:  # a pod of a KEDA ScaledJob: end when the work is done
+        Lifetime(max_jobs, idle_exit).install()
 
     import worker.tasks  # noqa: F401  registers the tasks
     from worker.celery_app import app
