@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint deploy-check install install-dev clean
+.PHONY: run test lint deploy-check bench wrk install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: install-dev lint
 ## deploy-check: only the deployment's checks (tests/deploy; `make test` runs them too)
 deploy-check: install-dev
 	$(BIN)/pytest tests/deploy -q
+
+## bench: gateway and pipeline benchmarks against same-run baselines (a few minutes)
+bench: install-dev wrk
+	$(BIN)/python -m bench.gateway
+	$(BIN)/python -m bench.pipeline
+
+# The load generator: Debian's wrk (C, not the bottleneck).
+wrk:
+	@command -v wrk >/dev/null || apt-get install -y -q wrk || sudo apt-get install -y -q wrk
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -53,26 +53,27 @@ def run(seconds: int, rounds: int, connections: int) -> dict[str, list[WrkResult
 
 
 def report(results: dict[str, list[WrkResult]]) -> dict[str, float]:
-    summary = {name: median([r.requests_per_second for r in rs]) for name, rs in results.items()}
-    ceiling = summary["no-op route (ceiling)"]
-    naive = summary["naive sync + .delay()"]
-    rows = []
-    for name, rs in results.items():
-        rows.append([
-            name, summary[name],
+    rate = {name: median([r.requests_per_second for r in rs]) for name, rs in results.items()}
+    cpu = {name: median([r.server_cpu_ms for r in rs]) for name, rs in results.items()}
+    rows = [
+        [
+            name, rate[name], cpu[name],
             median([r.p50_ms for r in rs]), median([r.p90_ms for r in rs]),
             median([r.p99_ms for r in rs]), sum(r.errors for r in rs),
-            summary[name] / ceiling, summary[name] / naive,
-        ])  # fmt: skip
+            rate[name] / rate[CEILING], rate[name] / rate[NAIVE],
+        ]
+        for name, rs in results.items()
+    ]  # fmt: skip
     print()
     print(f"gateway submit, one uvicorn process ({machine()})")
-    print(
-        table(
-            ["target", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "/ceiling", "/naive"], rows
-        )
-    )
-    shoal = summary["shoal POST /v1/jobs"]
-    ratios = {"vs_ceiling": shoal / ceiling, "vs_naive": shoal / naive}
+    headers = ["target", "req/s", "CPU ms/req", "p50 ms", "p90 ms", "p99 ms", "errors"]
+    print(table([*headers, "/ceiling", "/naive"], rows))
+    ratios = {
+        "vs_ceiling": rate[SHOAL] / rate[CEILING],
+        "vs_naive": rate[SHOAL] / rate[NAIVE],
+        "cpu_vs_ceiling": cpu[CEILING] / cpu[SHOAL],
+        "cpu_vs_naive": cpu[NAIVE] / cpu[SHOAL],
+    }
     print(
         f"\nshoal = {ratios['vs_ceiling']:.0%} of the no-op ceiling (target >= 50 %), "
         f"{ratios['vs_naive']:.1f}x the naive design (target >= 2x); by server CPU per "
