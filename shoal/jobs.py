@@ -206,6 +206,39 @@ JobId = Annotated[str, Field(examples=["job_Qx3n0hW1i2Cq4fJf8y2k9A"])]
 class Job(BaseModel):
     """A job as clients see it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "job_Qx3n0hW1i2Cq4fJf8y2k9A",
+                    "status": "succeeded",
+                    "created_at": "2026-12-01T22:39:39.062Z",
+                    "started_at": "2026-12-01T22:39:39.075Z",
+                    "finished_at": "2026-12-01T22:39:39.301Z",
+                    "attempts": 1,
+                    "input": {
+                        "text": "Hello from shoal.",
+                        "voice": None,
+                        "language": None,
+                        "format": "mp3",
+                        "engine_params": {},
+                    },
+                    "audio": {
+                        "url": "https://audio.example.com/shoal-audio/audio/job_Qx3n0hW1i2Cq4fJf8y2k9A/1.mp3?X-Amz-Signature=...",
+                        "expires_at": "2026-12-01T23:39:39Z",
+                        "format": "mp3",
+                        "sample_rate": 22050,
+                        "duration_seconds": 1.42,
+                        "bytes": 11520,
+                    },
+                    "error": None,
+                    "metadata": {"order": "1234"},
+                    "webhook": None,
+                }
+            ]
+        }
+    )
+
     id: JobId
     status: JobStatus
     created_at: datetime
