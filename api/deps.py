@@ -17,6 +17,7 @@ from shoal.registry import load_catalog
 from shoal.settings import Settings
 from shoal.storage import Storage
 from shoal.store import AsyncJobStore
+from shoal.voice_store import AsyncVoiceStore
 from shoal.voices import Catalog
 
 CATALOG_TTL_SECONDS = 5.0
@@ -30,6 +31,7 @@ class Services:
     redis: aredis.Redis
     store: AsyncJobStore
     storage: Storage
+    voices: AsyncVoiceStore
     _catalog: tuple[float, Catalog | None] = field(default=(0.0, None))
 
     async def catalog(self) -> Catalog | None:

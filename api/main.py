@@ -25,6 +25,7 @@ from shoal.maintenance import run_maintenance
 from shoal.settings import Settings, get_settings
 from shoal.storage import Storage
 from shoal.store import AsyncJobStore
+from shoal.voice_store import AsyncVoiceStore
 
 log = get_logger(__name__)
 UPLOAD_LIMIT_BYTES = 25 << 20
@@ -46,7 +47,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(storage.ensure_bucket)
     except Unavailable as exc:  # /readyz reports it until storage comes back
         log.error("cannot prepare the audio bucket", error=exc.message)
-    app.state.services = Services(settings, client, AsyncJobStore(client, settings), storage)
+    app.state.services = Services(
+        settings, client, AsyncJobStore(client, settings), storage, AsyncVoiceStore(client, storage)
+    )
     if not settings.api_keys:
         log.warning("authentication is off: SHOAL_API_KEYS is empty")
     maintenance = asyncio.create_task(

@@ -23,6 +23,8 @@ QUEUED = f"{PREFIX}:queued"
 AUDIO_EXPIRY = f"{PREFIX}:audio-expiry"
 # Sorted set of worker names by the time they were last seen.
 WORKERS = f"{PREFIX}:workers"
+# Sorted set of cloned voice ids by creation time.
+VOICES = f"{PREFIX}:voices"
 
 
 def job(job_id: str) -> str:
@@ -55,3 +57,8 @@ def catalog(engine: str) -> str:
 
 def worker_info(name: str) -> str:
     return f"{PREFIX}:worker:{name}"
+
+
+def voice(voice_id: str) -> str:
+    """A cloned voice's record (JSON); its audio lives in storage under voices/<id>/."""
+    return f"{PREFIX}:voice:{voice_id}"

@@ -12,3 +12,9 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+REFERENCE_CODES = Counter(
+    "shoal_worker_reference_codes_total",
+    "Cloned-voice codes by where they came from: memory, storage (persisted by a worker) "
+    "or encoded here.",
+    ["source"],
+)

@@ -15,6 +15,7 @@ from shoal.registry import WorkerInfo, deregister_worker, register_worker
 from shoal.settings import Settings, get_settings
 from shoal.storage import Storage
 from shoal.store import JobStore
+from shoal.voice_store import VoiceStore
 from worker.engines import Engine, load_engine
 from worker.lease import Heartbeat
 from worker.synthesis import JobRunner
@@ -56,7 +57,8 @@ def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
             "engine loaded", engine=engine.name, seconds=round(time.perf_counter() - started, 2)
         )
         storage = Storage(settings)
-        runner = JobRunner(store, storage, engine, heartbeat, settings, name)
+        voices = VoiceStore(client, storage)
+        runner = JobRunner(store, storage, engine, heartbeat, settings, name, voices)
     info = WorkerInfo(
         name=name,
         engine=engine.name if engine else None,

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from api.deps import CallerDep, ServicesDep, api_key
 from api.metrics import JOBS_SUBMITTED
 from api.problems import Problem
+from api.routes.voices import check_voice
 from shoal.errors import Conflict, InvalidRequest, NotFound
 from shoal.jobs import Audio, Job, JobRecord, JobRequest, JobStatus
 
@@ -94,9 +95,7 @@ async def create_job(
             "Idempotency-Key must be 1-255 printable ASCII characters",
             code="invalid_idempotency_key",
         )
-    catalog = await services.catalog()
-    if catalog is not None:  # no worker has started yet: the worker checks instead
-        catalog.resolve(body.voice, body.language)
+    await check_voice(services, body.voice, body.language)
     created = await services.store.create(body, caller, idempotency_key)
     if created.created:
         JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
