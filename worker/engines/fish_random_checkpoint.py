@@ -193,6 +193,14 @@ def build(directory: Path, size: str = "tiny", seed: int = 0, device: str = "cpu
     with torch.device(device):
         model = fish.DualARTransformer(args, tokenizer=tokenizer)
     with torch.no_grad():
+        if size == "tiny":
+            # At upstream's init (std 0.02) the layers add next to nothing to the residual
+            # stream, and the tied output just repeats the last prompt token whatever the
+            # text; at unit scale the audio depends on the text, as a trained model's does.
+            model.embeddings.weight.normal_(0.0, 1.0)
+            for layer in model.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.weight.normal_(0.0, layer.in_features**-0.5)
         model.embeddings.weight[:, 0] = _NEVER_END
         model.embeddings.weight[tokenizer.get_token_id(fish.IM_END_TOKEN), 0] = -_NEVER_END
     model.to(torch.bfloat16).save_pretrained(str(directory))
