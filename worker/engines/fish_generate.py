@@ -83,7 +83,9 @@ def generate(
         )
     }
     torch.manual_seed(seed)  # seeds the CPU and every CUDA generator
-    tokens = torch.zeros((rows, max(steps, _REPETITION_WINDOW)), dtype=torch.int, device=device)
+    # Full-length like upstream's: the repetition window then has the same strides on
+    # every request, so the compiled step is never re-specialised for a new length.
+    tokens = torch.zeros((rows, fm.max_seq_len), dtype=torch.int, device=device)
     # Prefill (eager, as upstream): the whole prompt in one pass, then one token.
     token = fm.fish.decode_one_token_ar(
         model,

@@ -190,7 +190,7 @@ def test_a_missing_setting_or_codec_config_is_named(fish_checkpoint: FishCheckpo
     with pytest.raises(CheckpointError, match="SHOAL_FISH_CHECKPOINT is not set"):
         FishModel.load(FishOptions(checkpoint=None))
     wrong = FishOptions(fish_checkpoint.directory, codec_config="no_such_codec", device="cpu")
-    with pytest.raises(ValueError, match="'no_such_codec'.*not one of the package's configs"):
+    with pytest.raises(ValueError, match=r"'no_such_codec'.*not one of the package's configs"):
         FishModel.load(wrong)
 
 
