@@ -151,10 +151,14 @@ class AsyncVoiceStore:
         await anyio.to_thread.run_sync(
             self.storage.put, record.audio_key, data, f"audio/{recording.format}"
         )
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.voice(voice_id), record.model_dump_json())
-            pipe.zadd(keys.VOICES, {voice_id: time.time()})
-            await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(keys.voice(voice_id), record.model_dump_json())
+                pipe.zadd(keys.VOICES, {voice_id: time.time()})
+                await pipe.execute()
+        except BaseException:  # no record: leave no recording behind either
+            await anyio.to_thread.run_sync(self.storage.delete, [record.audio_key])
+            raise
         return record
 
     async def get(self, voice_id: str) -> VoiceRecord | None:
