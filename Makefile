@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint deploy-check bench wrk install install-dev clean
+.PHONY: run test lint deploy-check bench wrk install install-dev install-fish clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,24 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(PIP) install -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[dev]'
+# Fish Speech: our extra first, then fish-speech and the codec packages without
+# their own (conflicting) dependencies. The tests run the Fish path on a CPU.
+NODEPS := requirements-fish-nodeps.txt
+
+$(VENV)/.installed-dev: pyproject.toml $(NODEPS) | $(BIN)/python
+	$(PIP) install -e '.[dev,fish]'
+	$(PIP) install --no-deps -r $(NODEPS)
+	@touch $@ $(VENV)/.installed-run $(VENV)/.installed-fish
+
+$(VENV)/.installed-fish: pyproject.toml $(NODEPS) | $(BIN)/python
+	$(PIP) install -e '.[fish]'
+	$(PIP) install --no-deps -r $(NODEPS)
 	@touch $@ $(VENV)/.installed-run
 
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
+## install-fish: what a Fish Speech (GPU) worker needs, without the dev tools
+install-fish: $(VENV)/.installed-fish
 
 ## run: the whole local stack in the foreground (Redis, S3, gateway, workers)
 run: install

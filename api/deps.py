@@ -19,6 +19,7 @@ from shoal.settings import Settings
 from shoal.ssrf import Allowlist
 from shoal.storage import Storage
 from shoal.store import AsyncJobStore
+from shoal.voice_store import AsyncVoiceStore
 from shoal.voices import Catalog
 
 CATALOG_TTL_SECONDS = 5.0
@@ -34,6 +35,7 @@ class Services:
     storage: Storage
     deliveries: AsyncDeliveries
     webhook_allow: Allowlist
+    voices: AsyncVoiceStore
     _catalog: tuple[float, Catalog | None] = field(default=(0.0, None))
 
     async def catalog(self) -> Catalog | None:

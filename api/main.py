@@ -27,6 +27,7 @@ from shoal.settings import Settings, get_settings
 from shoal.ssrf import Allowlist
 from shoal.storage import Storage
 from shoal.store import AsyncJobStore
+from shoal.voice_store import AsyncVoiceStore
 
 log = get_logger(__name__)
 UPLOAD_LIMIT_BYTES = 25 << 20
@@ -55,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage,
         AsyncDeliveries(client),
         Allowlist.parse(settings.webhook_allow_hosts),
+        AsyncVoiceStore(client, storage),
     )
     if not settings.api_keys:
         log.warning("authentication is off: SHOAL_API_KEYS is empty")

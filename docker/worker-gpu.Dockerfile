@@ -17,7 +17,7 @@ FROM base AS build
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-fish-nodeps.txt ./
 # torch at the version the `fish` extra pins, as the CUDA build from PyTorch's
 # index (cu128: NVIDIA driver >= 570); the extra below then keeps this build.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
@@ -31,7 +31,7 @@ COPY worker ./worker
 # fish-speech wheel and the codec packages go in without their own pins,
 # which do not fit (and are training-only).
 RUN pip install ".[fish]" \
- && pip install --no-deps "fish-speech==0.1.0" "descript-audio-codec==1.0.0" "descript-audiotools==0.7.2"
+ && pip install --no-deps -r requirements-fish-nodeps.txt
 
 FROM base
 RUN groupadd --system --gid 10001 shoal \
@@ -40,16 +40,16 @@ RUN groupadd --system --gid 10001 shoal \
  && chown 10001:10001 /var/cache/shoal
 COPY --from=build /opt/venv /opt/venv
 # HOME on /tmp (an emptyDir in Kubernetes): libraries that cache under ~ can
-# write with a read-only root filesystem. torch.compile's kernels go to
-# /var/cache/shoal, a volume shared by the workers so warm starts skip compiling.
+# write with a read-only root filesystem. torch.compile's caches go to
+# /var/cache/shoal (SHOAL_FISH_COMPILE_CACHE_DIR), a volume shared by the
+# workers so warm starts skip compiling.
 # HF_HUB_OFFLINE: the weights come from the mounted volume, never from a hub.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     HF_HUB_OFFLINE=1 \
-    TORCHINDUCTOR_CACHE_DIR=/var/cache/shoal/torchinductor \
-    TRITON_CACHE_DIR=/var/cache/shoal/triton \
+    SHOAL_FISH_COMPILE_CACHE_DIR=/var/cache/shoal \
     SHOAL_LOG_FORMAT=json \
     SHOAL_ENGINE=fish-speech \
     SHOAL_FISH_CHECKPOINT=/models/openaudio-s1-mini

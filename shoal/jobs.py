@@ -78,16 +78,26 @@ class _Strict(BaseModel):
 
 
 class EngineParams(_Strict):
-    """Fish Speech sampling parameters, with Fish Speech's own ranges."""
+    """Fish Speech sampling parameters, with Fish Speech's own ranges.
+
+    The ranges are those of `ServeTTSRequest` in fish-speech 0.1.0
+    (fish_speech/utils/schema.py): temperature and top_p 0.1-1.0,
+    repetition_penalty 0.9-2.0, chunk_length 100-300. It leaves max_new_tokens
+    (default 1024) and seed unbounded; here they are bounded by the model's
+    context (8192 positions) and by 32 bits, which every generator accepts.
+    """
 
     temperature: float | None = Field(None, ge=0.1, le=1.0, examples=[0.8])
     top_p: float | None = Field(None, ge=0.1, le=1.0, examples=[0.8])
     repetition_penalty: float | None = Field(None, ge=0.9, le=2.0, examples=[1.1])
     max_new_tokens: int | None = Field(
-        None, ge=0, le=8192, description="Semantic tokens per chunk; 0 = until end of speech."
+        None,
+        ge=0,
+        le=8192,
+        description="Semantic tokens (21.5 a second of audio) per chunk; 0: until end of speech.",
     )
     chunk_length: int | None = Field(
-        None, ge=100, le=1000, description="Characters per chunk of long text."
+        None, ge=100, le=300, description="Characters per chunk of long text (default 200)."
     )
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Same seed, same audio.")
 

@@ -27,6 +27,8 @@ WORKERS = f"{PREFIX}:workers"
 WEBHOOKS_SCHEDULED = f"{PREFIX}:webhooks:scheduled"
 # Hash of webhook URL -> when a receiver answered 410 Gone for it.
 WEBHOOKS_DISABLED = f"{PREFIX}:webhooks:disabled"
+# Sorted set of cloned voice ids by creation time.
+VOICES = f"{PREFIX}:voices"
 
 
 def job(job_id: str) -> str:
@@ -64,3 +66,8 @@ def catalog(engine: str) -> str:
 
 def worker_info(name: str) -> str:
     return f"{PREFIX}:worker:{name}"
+
+
+def voice(voice_id: str) -> str:
+    """A cloned voice's record (JSON); its audio lives in storage under voices/<id>/."""
+    return f"{PREFIX}:voice:{voice_id}"

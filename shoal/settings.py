@@ -31,8 +31,26 @@ class Settings(BaseSettings):
     engine: Literal["espeak", "fish-speech", "tone"] = Field(
         "espeak", description="`tone` is a fixed clip for benchmarks and smoke tests."
     )
-    fish_checkpoint: Path | None = None
-    fish_codec_config: str = "modded_dac_vq"
+    fish_checkpoint: Path | None = Field(None, description="S1-mini checkpoint directory.")
+    fish_codec_config: str = Field(
+        "modded_dac_vq",
+        description="Codec config: a name in the package's configs, or a YAML path.",
+    )
+    fish_device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="auto: CUDA when PyTorch sees a GPU, else the CPU."
+    )
+    fish_precision: Literal["bf16", "fp16", "fp32"] = Field(
+        "bf16", description="Weights and activations of the language model."
+    )
+    fish_compile: bool = Field(
+        True, description="torch.compile the decode step (CUDA only), warmed up before consuming."
+    )
+    fish_compile_cache_dir: Path | None = Field(
+        None, description="Inductor/Triton cache on a volume shared by workers (warm starts)."
+    )
+    fish_reference_cache_size: int = Field(
+        64, ge=1, description="Cloned voices whose codec codes a worker keeps in memory (LRU)."
+    )
     emulate_rtf: float = Field(
         0.0, ge=0.0, description="Emulate GPU time: a job takes audio seconds x this factor."
     )
@@ -56,6 +74,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest JSON request body.")
     default_format: Literal["wav", "flac", "mp3", "ogg"] = "wav"
     max_wait_seconds: float = Field(60.0, ge=0, description="Cap of `Prefer: wait=N`.")
+    voice_min_seconds: float = Field(2.0, gt=0, description="Shortest reference recording.")
+    voice_max_seconds: float = Field(30.0, gt=0, description="Longest reference recording.")
+    voice_max_transcript_chars: int = Field(1000, ge=1, description="Longest transcript.")
 
     # Job lifecycle.
     retention_seconds: int = Field(86_400, ge=60, description="How long jobs and audio live.")

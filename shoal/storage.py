@@ -114,12 +114,38 @@ class Storage:
         body = self._call("get_object", Bucket=self.bucket, Key=key)["Body"]
         return bytes(body.read())
 
+    def get_optional(self, key: str) -> bytes | None:
+        """The object, or None when it does not exist (any other failure raises)."""
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            return bytes(body.read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise _unavailable("get_object", exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable("get_object", exc) from exc
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self._client.get_paginator("list_objects_v2")
+        try:
+            return [
+                item["Key"]
+                for page in pages.paginate(Bucket=self.bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+            ]
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable("list_objects_v2", exc) from exc
+
     def delete(self, keys: list[str]) -> None:
-        if keys:
+        for start in range(0, len(keys), 1000):  # S3's limit per request
             self._call(
                 "delete_objects",
                 Bucket=self.bucket,
-                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+                Delete={
+                    "Objects": [{"Key": key} for key in keys[start : start + 1000]],
+                    "Quiet": True,
+                },
             )
 
     def presign(

@@ -1,4 +1,4 @@
-"""Voice catalogs: which voices and languages an engine offers.
+"""Voices: which voices and languages an engine offers, and cloned voices.
 
 A worker publishes its engine's catalog to Redis when it starts; the gateway
 reads it to refuse an unknown voice or language at submit time (a 4xx, nothing
@@ -7,6 +7,8 @@ worker, so both sides pick the same voice.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -29,11 +31,15 @@ class Catalog(BaseModel):
         None,
         description="Language tag -> voice id. None: the engine reads the language from the text.",
     )
+    cloning: bool = Field(False, description="Whether the engine speaks cloned voices.")
+
+    def has_voice(self, voice: str) -> bool:
+        return any(v.id == voice for v in self.voices)
 
     def resolve(self, voice: str | None, language: str | None) -> str | None:
         """The voice id to use; None leaves the choice to the engine (e.g. by script)."""
         if voice is not None:
-            if not any(v.id == voice for v in self.voices):
+            if not self.has_voice(voice):
                 raise InvalidRequest(
                     f"voice {voice!r} does not exist for the {self.engine} engine; "
                     "GET /v1/voices lists the voices",
@@ -52,3 +58,24 @@ class Catalog(BaseModel):
             f"supported: {', '.join(sorted(self.languages))}",
             code="unsupported_language",
         )
+
+
+class ClonedVoice(BaseModel):
+    """A cloned voice as clients see it."""
+
+    id: str = Field(examples=["voice_3q2x7VbV0kO4f1fQ2m9zHw"])
+    name: str | None = Field(None, examples=["Narrator"])
+    transcript: str = Field(description="What the reference recording says.")
+    duration_seconds: float
+    sample_rate: int
+    format: str = Field(description="Container of the uploaded recording.", examples=["wav"])
+    created_at: datetime
+
+
+class VoiceRecord(ClonedVoice):
+    """As stored in Redis: the public fields plus where the recording lives."""
+
+    audio_key: str
+
+    def public(self) -> ClonedVoice:
+        return ClonedVoice.model_validate(self.model_dump(exclude={"audio_key"}))

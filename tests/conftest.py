@@ -8,7 +8,7 @@ database number, flushed first.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,4 +134,77 @@ def live(shared_env: Env) -> Iterator[Live]:
 @pytest.fixture
 def client(live: Live) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live.url, timeout=30) as http:
+        yield http
+
+
+# Fish Speech: a tiny random checkpoint in the real format, built once per run,
+# and a Redis server of its own so fish workers never take the espeak tests' jobs.
+
+
+@dataclass(frozen=True)
+class FishCheckpoint:
+    directory: Path
+    codec_config: Path
+
+
+@pytest.fixture(scope="session")
+def fish_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> FishCheckpoint:
+    from worker.engines.fish_random_checkpoint import build
+
+    directory = tmp_path_factory.mktemp("fish-checkpoint")
+    return FishCheckpoint(directory, build(directory, "tiny"))
+
+
+@pytest.fixture(scope="session")
+def fish_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("fish-redis"), free_port(), durable=False)
+    process = spawn(server.spec())
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        stop(process, timeout=10)
+
+
+@dataclass
+class FishStack:
+    """Where fish-speech tests run: the env for their processes, and its Redis database."""
+
+    env: Env
+    redis: redis.Redis
+
+
+@pytest.fixture(scope="session")
+def fish_stacks(
+    fish_redis: RedisServer, s3_server: SeaweedS3, fish_checkpoint: FishCheckpoint
+) -> Callable[[int], FishStack]:
+    def make(db: int) -> FishStack:
+        env = _env(fish_redis, s3_server, db, f"shoal-fish-{db}").with_(
+            SHOAL_ENGINE="fish-speech",
+            SHOAL_FISH_CHECKPOINT=str(fish_checkpoint.directory),
+            SHOAL_FISH_CODEC_CONFIG=str(fish_checkpoint.codec_config),
+            SHOAL_FISH_DEVICE="cpu",
+            SHOAL_FISH_COMPILE="false",
+        )
+        client = redis.Redis(port=fish_redis.port, db=db, decode_responses=True)
+        client.flushdb()
+        return FishStack(env, client)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def fish_live(fish_stacks: Callable[[int], FishStack]) -> Iterator[Live]:
+    """A gateway and one fish-speech worker (tiny checkpoint, CPU) on the fish Redis, db 0."""
+    stack = fish_stacks(0)
+    name = "tts-fish@tests"
+    with gateway(stack.env) as url, running(start_worker_spec(stack.env, name)):
+        wait_for_worker(stack.redis, name, timeout=120)
+        yield Live(url, stack.env, stack.redis, name)
+    stack.redis.close()
+
+
+@pytest.fixture
+def fish_client(fish_live: Live) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fish_live.url, timeout=30) as http:
         yield http

@@ -110,3 +110,31 @@ def assert_speech(audio: Decoded, sample_rate: int, min_seconds: float, max_seco
     assert audio.sample_rate == sample_rate
     assert min_seconds <= audio.duration <= max_seconds, audio.duration
     assert audio.rms > 0.01, "the audio is silent"
+
+
+def recording(
+    seconds: float,
+    sample_rate: int = 22050,
+    channels: int = 1,
+    audio_format: str = "WAV",
+    loudness: float = 0.3,
+) -> bytes:
+    """A voice-like test recording: a gliding harmonic tone with syllable-rate loudness."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / sample_rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 6))
+    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    mono = loudness * voice * syllables / 2.3
+    samples = np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, format=audio_format)
+    return buffer.getvalue()
+
+
+def storage_settings(env: Env) -> Any:
+    """Settings for the S3 bucket and Redis database an Env points at."""
+    from shoal.settings import Settings
+
+    fields = {name[6:].lower(): value for name, value in env.values.items()}
+    return Settings(**fields)

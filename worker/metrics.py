@@ -22,3 +22,9 @@ WEBHOOK_SECONDS = Histogram(
     "Duration of one webhook attempt, resolution and request included.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60),
 )
+REFERENCE_CODES = Counter(
+    "shoal_worker_reference_codes_total",
+    "Cloned-voice codes by where they came from: memory, storage (persisted by a worker) "
+    "or encoded here.",
+    ["source"],
+)

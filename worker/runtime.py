@@ -17,6 +17,7 @@ from shoal.registry import WorkerInfo, deregister_worker, register_worker
 from shoal.settings import Settings, get_settings
 from shoal.storage import Storage
 from shoal.store import JobStore
+from shoal.voice_store import VoiceStore
 from shoal.webhooks import USER_AGENT
 from worker.engines import Engine, load_engine
 from worker.lease import Heartbeat
@@ -60,7 +61,9 @@ def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
         log.info(
             "engine loaded", engine=engine.name, seconds=round(time.perf_counter() - started, 2)
         )
-        runner = JobRunner(store, Storage(settings), engine, heartbeat, settings, name)
+        storage = Storage(settings)
+        voices = VoiceStore(client, storage)
+        runner = JobRunner(store, storage, engine, heartbeat, settings, name, voices)
     if keys.WEBHOOK_QUEUE in queues:
         if not settings.webhook_secret:
             raise RuntimeError("SHOAL_WEBHOOK_SECRET is empty: webhooks cannot be signed")

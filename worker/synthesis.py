@@ -18,6 +18,8 @@ from shoal.logs import bind_job, get_logger
 from shoal.settings import Settings
 from shoal.storage import Storage, audio_key
 from shoal.store import JobStore
+from shoal.voice_store import VoiceStore
+from shoal.voices import VoiceRecord
 from worker import metrics
 from worker.audio import encode
 from worker.engines import Engine, SynthesisRequest
@@ -51,6 +53,7 @@ class JobRunner:
     heartbeat: Heartbeat
     settings: Settings
     worker: str
+    voices: VoiceStore
 
     def run(self, job_id: str) -> None:
         stages = Stages()
@@ -102,15 +105,32 @@ class JobRunner:
             stage_ms=stages.ms,
         )
 
-    def _synthesize(self, record: JobRecord, running: RunningJob, stages: Stages) -> StoredAudio:
-        job_input = record.input
+    def _voice(
+        self, name: str | None, language: str | None
+    ) -> tuple[str | None, VoiceRecord | None]:
+        """The catalog voice to use, or the cloned voice (checked again: it may be deleted)."""
+        catalog = self.engine.catalog()
+        if name is not None and not catalog.has_voice(name):
+            cloned = self.voices.get(name)
+            if cloned is not None:
+                if not catalog.cloning:
+                    raise SynthesisError(
+                        f"the {catalog.engine} engine cannot speak cloned voices",
+                        code="voice_not_supported",
+                    )
+                return None, cloned
         try:
-            voice = self.engine.catalog().resolve(job_input.voice, job_input.language)
+            return catalog.resolve(name, language), None
         except InvalidRequest as exc:
             raise SynthesisError(exc.message, code=exc.code) from exc
+
+    def _synthesize(self, record: JobRecord, running: RunningJob, stages: Stages) -> StoredAudio:
+        job_input = record.input
+        voice, cloned = self._voice(job_input.voice, job_input.language)
         request = SynthesisRequest(
             text=job_input.text,
             voice=voice,
+            reference=cloned,
             language=job_input.language,
             params=job_input.engine_params,
             should_stop=running.should_stop,

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from api.deps import CallerDep, ServicesDep, api_key
 from api.metrics import JOBS_SUBMITTED
 from api.problems import Problem
+from api.routes.voices import check_voice
 from shoal.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from shoal.jobs import Job, JobRecord, JobRequest, JobStatus
 from shoal.ssrf import check_at_submit
@@ -109,9 +110,7 @@ async def create_job(
             "Idempotency-Key must be 1-255 printable ASCII characters",
             code="invalid_idempotency_key",
         )
-    catalog = await services.catalog()
-    if catalog is not None:  # no worker has started yet: the worker checks instead
-        catalog.resolve(body.voice, body.language)
+    await check_voice(services, body.voice, body.language)
     if body.webhook is not None:
         await _check_webhook(services, body.webhook)
     created = await services.store.create(body, caller, idempotency_key)

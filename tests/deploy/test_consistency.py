@@ -36,8 +36,6 @@ IMAGE_ENV = {
     "DEBIAN_FRONTEND",
     "HOME",
     "HF_HUB_OFFLINE",
-    "TORCHINDUCTOR_CACHE_DIR",
-    "TRITON_CACHE_DIR",
 }
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 

@@ -157,8 +157,14 @@ def test_the_gpu_image_uses_a_cuda_torch_and_ships_no_weights() -> None:
     assert re.search(r"download\.pytorch\.org/whl/cu\d+", text)
     # torch's version is the one the `fish` extra pins, read from pyproject.toml.
     assert not re.search(r"torch==\d", text) and '["optional-dependencies"]["fish"]' in text
-    assert "--no-deps" in runs and "fish-speech==" in runs
+    # fish-speech and the codec packages without their pins, from the same file
+    # `make install-fish` uses; the image copies it into the build context.
+    assert "--no-deps -r requirements-fish-nodeps.txt" in runs
+    nodeps = (ROOT / "requirements-fish-nodeps.txt").read_text()
+    assert re.search(r"^fish-speech==", nodeps, re.MULTILINE)
+    assert "requirements-fish-nodeps.txt" in text.split("COPY", 2)[1]
     assert '".[fish]"' in runs
+    assert final(path).env()["SHOAL_FISH_COMPILE_CACHE_DIR"] == "/var/cache/shoal"
     # Weights come from a volume: nothing downloads or copies them into a layer.
     assert "huggingface" not in runs and "snapshot_download" not in runs
     assert final(path).env()["SHOAL_FISH_CHECKPOINT"].startswith("/models/")

@@ -40,3 +40,20 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_visibility_timeout_outlasts_the_longest_job(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOAL_JOB_TIMEOUT_SECONDS", "900")
     assert Settings().visibility_timeout > 900
+
+
+def test_fish_speech_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("SHOAL_"):
+            monkeypatch.delenv(name)
+    settings = Settings()
+    assert (settings.fish_device, settings.fish_precision) == ("auto", "bf16")
+    assert settings.fish_compile is True and settings.fish_compile_cache_dir is None
+    assert settings.fish_reference_cache_size == 64
+    monkeypatch.setenv("SHOAL_FISH_COMPILE", "false")
+    monkeypatch.setenv("SHOAL_FISH_COMPILE_CACHE_DIR", "/cache/torch")
+    settings = Settings()
+    assert settings.fish_compile is False and str(settings.fish_compile_cache_dir) == "/cache/torch"
+    monkeypatch.setenv("SHOAL_FISH_PRECISION", "int4")
+    with pytest.raises(ValidationError, match="fish_precision"):
+        Settings()

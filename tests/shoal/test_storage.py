@@ -66,3 +66,18 @@ def test_unreachable_storage_is_unavailable(settings: Settings) -> None:
     with pytest.raises(Unavailable) as raised:
         Storage(dead).put("audio/job_q/1.wav", b"x", "audio/wav")
     assert raised.value.code == "storage_unavailable"
+
+
+def test_optional_get_and_listing_by_prefix(storage: Storage) -> None:
+    assert storage.get_optional("voices/voice_x/missing.npy") is None
+    storage.put("voices/voice_x/reference.wav", b"ref", "audio/wav")
+    storage.put("voices/voice_x/codes-abc.npy", b"codes", "application/octet-stream")
+    storage.put("voices/voice_y/reference.wav", b"other", "audio/wav")
+    assert storage.get_optional("voices/voice_x/codes-abc.npy") == b"codes"
+    assert sorted(storage.keys("voices/voice_x/")) == [
+        "voices/voice_x/codes-abc.npy",
+        "voices/voice_x/reference.wav",
+    ]
+    storage.delete(storage.keys("voices/voice_x/"))
+    assert storage.keys("voices/voice_x/") == []
+    assert storage.keys("voices/") == ["voices/voice_y/reference.wav"]

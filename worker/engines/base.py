@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shoal.jobs import EngineParams
-from shoal.voices import Catalog
+from shoal.voices import Catalog, VoiceRecord
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ def _never() -> bool:
 class SynthesisRequest:
     text: str
     voice: str | None = None  # resolved against the catalog; None: the engine chooses
+    reference: VoiceRecord | None = None  # a cloned voice (engines whose catalog clones)
     language: str | None = None
     params: EngineParams = field(default_factory=EngineParams)
     # Polled between steps: True once the job was canceled or lost its lease.
