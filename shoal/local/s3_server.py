@@ -22,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shoal.local.ports import free_port, free_ports
 from shoal.local.processes import ProcessSpec
 
+# Socket names are limited to 108 bytes; weed adds about 30 to the folder.
+MAX_SOCKET_DIR = 70
 # Besides S3, weed mini listens for these components, each on a port and a gRPC port.
 _COMPONENTS = ("master", "volume", "filer", "admin")
 
@@ -67,8 +69,14 @@ class SeaweedS3:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.credentials = Credentials.load_or_create(self.data_dir / "credentials.json")
-        # weed leaves unix sockets in TMPDIR; a folder of our own is removed on cleanup.
-        self._tmp = Path(tempfile.mkdtemp(prefix="shoal-weed-"))
+        # weed puts unix sockets in TMPDIR: inside the data folder, unless that path
+        # is too long for a socket name (108 bytes), then a folder of our own in /tmp.
+        run = self.data_dir.resolve() / "run"
+        if len(str(run)) <= MAX_SOCKET_DIR:
+            run.mkdir(exist_ok=True)
+            self._tmp = run
+        else:
+            self._tmp = Path(tempfile.mkdtemp(prefix="shoal-weed-"))
 
     @property
     def endpoint(self) -> str:
@@ -95,6 +103,7 @@ class SeaweedS3:
             name="s3",
             argv=[
                 weed_binary(),
+                "-logtostderr",  # into weed.log, not glog files in TMPDIR
                 "mini",
                 f"-dir={volumes.resolve()}",
                 "-ip=127.0.0.1",
