@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +33,22 @@ FAST = {
 _databases = itertools.count()  # database 0 belongs to the shared gateway and worker
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port(), durable=False)
+@contextmanager
+def private_redis(folder: Path) -> Iterator[RedisServer]:
+    """A redis-server of its own on a free loopback port, stopped afterwards."""
+    server = RedisServer(folder, free_port(), durable=False)
     process = spawn(server.spec())
     try:
         server.wait_ready()
         yield server
     finally:
         stop(process, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with private_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -157,13 +165,8 @@ def fish_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> FishCheckpoint:
 
 @pytest.fixture(scope="session")
 def fish_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("fish-redis"), free_port(), durable=False)
-    process = spawn(server.spec())
-    try:
-        server.wait_ready()
+    with private_redis(tmp_path_factory.mktemp("fish-redis")) as server:
         yield server
-    finally:
-        stop(process, timeout=10)
 
 
 @dataclass
