@@ -26,7 +26,6 @@ class WorkerInfo(BaseModel):
     pid: int
     started_at: float
     last_seen: float = 0.0
-    current_job: str | None = None
 
 
 class QueueCounts(BaseModel):

@@ -148,14 +148,9 @@ class Storage:
                 },
             )
 
-    def presign(
-        self, key: str, ttl_seconds: int, filename: str | None = None
-    ) -> tuple[str, datetime]:
+    def presign(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
         """A GET URL valid for `ttl_seconds`; signing is local, no request is made."""
-        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
-        if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         url = self._public.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=ttl_seconds
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
         )
         return url, datetime.fromtimestamp(int(time.time()) + ttl_seconds, UTC)

@@ -50,7 +50,6 @@ class Heartbeat:
         self.worker = worker
         self.interval = settings.lease_seconds / 3
         self._running: RunningJob | None = None
-        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="shoal-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -73,7 +72,7 @@ class Heartbeat:
                 self._beat()
             except Exception as exc:  # Redis away: the lease may lapse; the job is requeued
                 log.warning("heartbeat failed", error=str(exc))
-            self._wake.wait(self.interval)
+            time.sleep(self.interval)
 
     def _beat(self) -> None:
         running = self._running

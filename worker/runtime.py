@@ -56,13 +56,13 @@ def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
     heartbeat = Heartbeat(store, client, settings, name)
     engine = runner = webhooks = None
     if keys.TTS_QUEUE in queues:
+        storage = Storage(settings)
+        voices = VoiceStore(client, storage)  # one store for the runner and the engine
         started = time.perf_counter()
-        engine = load_engine(settings)
+        engine = load_engine(settings, voices)
         log.info(
             "engine loaded", engine=engine.name, seconds=round(time.perf_counter() - started, 2)
         )
-        storage = Storage(settings)
-        voices = VoiceStore(client, storage)
         runner = JobRunner(store, storage, engine, heartbeat, settings, name, voices)
     if keys.WEBHOOK_QUEUE in queues:
         if not settings.webhook_secret:

@@ -153,10 +153,6 @@ class FishModel:
         return int(self.codec.sample_rate)
 
     @property
-    def frame_samples(self) -> int:
-        return int(self.codec.frame_length)
-
-    @property
     def max_seq_len(self) -> int:
         return int(self.model.config.max_seq_len)
 

@@ -39,6 +39,7 @@ from worker.engines.fish_model import FishModel, FishOptions
 from worker.engines.text_chunks import split_text
 
 if TYPE_CHECKING:
+    from shoal.voice_store import VoiceStore
     from worker.engines.reference_codes import ReferenceCodes
 
 log = get_logger(__name__)
@@ -82,10 +83,8 @@ class FishSpeechEngine:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FishSpeechEngine:
+    def from_settings(cls, settings: Settings, voices: VoiceStore) -> FishSpeechEngine:
         """Load, compile and warm up; raises with what is wrong (the worker then exits 2)."""
-        from shoal.storage import Storage
-        from shoal.voice_store import VoiceStore
         from worker.engines.reference_codes import ReferenceCodes
 
         model = FishModel.load(
@@ -97,11 +96,6 @@ class FishSpeechEngine:
                 compile=settings.fish_compile,
                 compile_cache_dir=settings.fish_compile_cache_dir,
             )
-        )
-        import redis
-
-        voices = VoiceStore(
-            redis.Redis.from_url(settings.redis_url, decode_responses=True), Storage(settings)
         )
         references = ReferenceCodes(
             voices,
