@@ -307,6 +307,18 @@ class JobStore:
     def renew(self, job_id: str, token: str) -> bool:
         return self._run(self.commands.renew(job_id, token))
 
+    def renew_many(self, leases: list[tuple[str, str]]) -> list[bool]:
+        """Renew several leases (job id, token) in one round trip; which are still ours."""
+        calls = [self.commands.renew(job_id, token) for job_id, token in leases]
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    self._scripts[call.script](keys=call.keys, args=call.args, client=pipe)
+                replies = pipe.execute()
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+        return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
+
     def succeed(self, job_id: str, token: str, audio: StoredAudio, now: float) -> Transition:
         return self._run(self.commands.succeed(job_id, token, audio, now))
 

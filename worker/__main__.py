@@ -3,9 +3,11 @@
 Loading happens before the first message is taken, and a worker that cannot
 start (engine missing, no webhook secret) exits at once with the reason (exit
 code 2) instead of taking work it would fail. Synthesis runs in one process,
-Celery's solo pool: a GPU is never touched by a forked child, and SIGTERM
-means a warm shutdown that finishes the current job. Webhook delivery runs in
-a thread pool on cheap CPU workers.
+in a pool of as many threads as the engine has slots (one for espeak, the
+batch size for a batching Fish Speech engine), each holding one message: a GPU
+is never touched by a forked child, and SIGTERM means a warm shutdown that
+finishes every job in flight. Webhook delivery runs in a thread pool on cheap
+CPU workers.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def main(
         raise typer.BadParameter("give exactly one queue: tts or webhooks")
     worker_name = name or default_name(queue_list)
     try:
-        start_runtime(settings, worker_name, queue_list)
+        runtime = start_runtime(settings, worker_name, queue_list)
     except Exception as exc:
         log.error("worker cannot start", error=str(exc), exc_info=True)
         print(f"shoal worker cannot start: {exc}", file=sys.stderr)
@@ -71,7 +73,7 @@ def main(
                 "--quiet",  # no banner: the structured log says the same in one line
                 "worker",
                 f"--queues={','.join(queue_list)}",
-                *_pool(queue_list[0], settings.webhook_concurrency),
+                *_pool(queue_list[0], runtime.slots),
                 f"--hostname={worker_name}",
                 "--without-gossip",
                 "--without-mingle",
@@ -83,11 +85,13 @@ def main(
         stop_runtime()
 
 
-def _pool(queue: str, webhook_concurrency: int) -> list[str]:
-    """Synthesis: one solo process (the engine never sees a fork). Webhooks: I/O-bound threads."""
-    if queue == keys.WEBHOOK_QUEUE:
-        return ["--pool=threads", f"--concurrency={webhook_concurrency}"]
-    return ["--pool=solo"]
+def _pool(queue: str, slots: int) -> list[str]:
+    """Threads, never forked children: one per engine slot, or per webhook in flight.
+
+    With prefetch 1 and acks_late each thread holds exactly one message, so the
+    worker never reserves work it is not doing.
+    """
+    return ["--pool=threads", f"--concurrency={slots}"]
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ class Lifetime:
         self.max_jobs = max_jobs
         self.idle_exit_seconds = idle_exit_seconds
         self.jobs_done = 0
-        self._busy = False
+        self._busy = 0  # jobs running now (one per slot)
         self._last_activity = time.monotonic()
         self._stopping = False
         self._lock = threading.Lock()
@@ -45,11 +45,11 @@ class Lifetime:
 
     def _started(self, **_: Any) -> None:
         with self._lock:
-            self._busy = True
+            self._busy += 1
 
     def _finished(self, **_: Any) -> None:
         with self._lock:
-            self._busy = False
+            self._busy -= 1
             self._last_activity = time.monotonic()
             self.jobs_done += 1
             done = self.max_jobs and self.jobs_done >= self.max_jobs

@@ -20,7 +20,7 @@ from shoal.store import JobStore
 from shoal.voice_store import VoiceStore
 from shoal.webhooks import USER_AGENT
 from worker.engines import Engine, load_engine
-from worker.lease import Heartbeat
+from worker.heartbeat import Heartbeat
 from worker.synthesis import JobRunner
 from worker.webhook_delivery import WebhookSender
 
@@ -36,6 +36,11 @@ class Runtime:
     runner: JobRunner | None  # None on a worker that only delivers webhooks
     engine: Engine | None
     webhooks: WebhookSender | None  # None on a synthesis worker
+
+    @property
+    def slots(self) -> int:
+        """Messages this worker takes at once: its engine's slots, or webhook threads."""
+        return self.engine.slots if self.engine else self.settings.webhook_concurrency
 
 
 _runtime: Runtime | None = None

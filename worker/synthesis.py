@@ -23,7 +23,7 @@ from shoal.voices import VoiceRecord
 from worker import metrics
 from worker.audio import encode
 from worker.engines import Engine, SynthesisRequest
-from worker.lease import Heartbeat, RunningJob
+from worker.heartbeat import Heartbeat, RunningJob
 
 log = get_logger(__name__)
 

@@ -20,6 +20,7 @@ class EmulatedGpuTime:
         self.inner = engine
         self.rtf = rtf
         self.name = engine.name
+        self.slots = engine.slots
 
     def catalog(self) -> Catalog:
         return self.inner.catalog()

@@ -18,7 +18,7 @@ import numpy as np
 
 from shoal.errors import InvalidRequest, SynthesisError
 from shoal.voices import Catalog, Voice
-from worker.engines.base import Speech, SynthesisRequest
+from worker.engines.base import Speech, SynthesisRequest, stream_whole
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 0x02
 _INITIALIZE_DONT_EXIT = 0x8000
@@ -99,6 +99,7 @@ def detect_language(text: str) -> str | None:
 
 class EspeakEngine:
     name = "espeak"
+    slots = 1  # libespeak-ng has global state: one job at a time
 
     def __init__(self) -> None:
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
@@ -206,4 +207,4 @@ class EspeakEngine:
         if not chunks:
             raise SynthesisError("the text produced no speech", code="no_speech")
         samples = np.concatenate(chunks).astype(np.float32) / 32768.0
-        return Speech(samples=samples, sample_rate=self.sample_rate)
+        return stream_whole(request, Speech(samples=samples, sample_rate=self.sample_rate))

@@ -26,7 +26,7 @@ from shoal.jobs import EngineParams
 from shoal.logs import get_logger
 from shoal.settings import Settings
 from shoal.voices import Catalog
-from worker.engines.base import Speech, SynthesisRequest
+from worker.engines.base import Speech, SynthesisRequest, stream_whole
 from worker.engines.fish_generate import (
     PromptTooLong,
     Reference,
@@ -69,6 +69,7 @@ def sampling(params: EngineParams) -> Sampling:
 
 class FishSpeechEngine:
     name = "fish-speech"
+    slots = 1  # one decode loop; continuous batching raises this
 
     def __init__(self, model: FishModel, references: ReferenceCodes | None = None) -> None:
         self.model = model
@@ -150,7 +151,7 @@ class FishSpeechEngine:
         pause = np.zeros(int(PAUSE_SECONDS * self.model.sample_rate), dtype=np.float32)
         joined = [part for piece in pieces for part in (pause, piece)][1:]
         samples = np.clip(np.concatenate(joined), -1.0, 1.0).astype(np.float32)
-        return Speech(samples=samples, sample_rate=self.model.sample_rate)
+        return stream_whole(request, Speech(samples=samples, sample_rate=self.model.sample_rate))
 
     def _generate(
         self, request: SynthesisRequest, chunks: list[str], knobs: Sampling, seed: int

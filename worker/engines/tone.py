@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from shoal.voices import Catalog, Voice
-from worker.engines.base import Speech, SynthesisRequest
+from worker.engines.base import Speech, SynthesisRequest, stream_whole
 
 SAMPLE_RATE = 22050
 SECONDS = 0.1
@@ -17,6 +17,7 @@ SECONDS = 0.1
 
 class ToneEngine:
     name = "tone"
+    slots = 1
 
     def __init__(self) -> None:
         t = np.arange(int(SAMPLE_RATE * SECONDS)) / SAMPLE_RATE
@@ -33,4 +34,4 @@ class ToneEngine:
         return self._catalog
 
     def synthesize(self, request: SynthesisRequest) -> Speech:
-        return Speech(samples=self._clip, sample_rate=SAMPLE_RATE)
+        return stream_whole(request, Speech(samples=self._clip, sample_rate=SAMPLE_RATE))

@@ -1,10 +1,11 @@
-"""The worker's heartbeat: it keeps the worker listed and the running job's lease alive.
+"""The worker's heartbeat: it keeps the worker listed and its running jobs' leases alive.
 
-One daemon thread per worker process. While a job runs it renews the job's
-lease every third of `lease_seconds`; if the job was canceled or taken over it
-raises the job's stop flag, which the engine polls. It stops renewing once the
-job outlives `job_timeout_seconds` and asks it to stop; an engine that hangs
-anyway loses its lease, and the gateway fails the job with `timeout`.
+One daemon thread per worker process, however many jobs the process runs at
+once (one per slot). Every third of `lease_seconds` it renews each running
+job's lease; a job that was canceled or taken over gets its stop flag raised,
+which the engine polls. A job that outlives `job_timeout_seconds` is asked to
+stop and is no longer renewed; an engine that hangs anyway loses the lease, and
+the gateway fails the job with `timeout`.
 """
 
 from __future__ import annotations
@@ -49,41 +50,54 @@ class Heartbeat:
         self.settings = settings
         self.worker = worker
         self.interval = settings.lease_seconds / 3
-        self._running: RunningJob | None = None
+        self._running: dict[str, RunningJob] = {}
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="shoal-heartbeat", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def busy(self) -> int:
+        """Jobs running in this process now."""
+        return len(self._running)
+
     @contextmanager
     def job(self, job_id: str, token: str, started: float) -> Iterator[RunningJob]:
         """While inside, the job's lease is renewed; `should_stop` turns True if it is lost."""
-        deadline = started + self.settings.job_timeout_seconds
-        running = RunningJob(job_id, token, deadline)
-        self._running = running
+        running = RunningJob(job_id, token, started + self.settings.job_timeout_seconds)
+        with self._lock:
+            self._running[job_id] = running
         try:
             yield running
         finally:
-            self._running = None
+            with self._lock:
+                self._running.pop(job_id, None)
 
     def _loop(self) -> None:
         while True:
             try:
                 self._beat()
-            except Exception as exc:  # Redis away: the lease may lapse; the job is requeued
+            except Exception as exc:  # Redis away: leases may lapse; those jobs are requeued
                 log.warning("heartbeat failed", error=str(exc))
             time.sleep(self.interval)
 
     def _beat(self) -> None:
-        running = self._running
-        if running is None or time.time() < running.deadline + self.settings.lease_seconds:
+        with self._lock:
+            running = list(self._running.values())
+        now = time.time()
+        if all(now < job.deadline + self.settings.lease_seconds for job in running):
             # Liveness: a job stuck past its timeout (and the grace to stop) stops this,
             # so the orchestrator restarts a worker whose engine hangs.
             self.settings.worker_alive_file.touch()
         heartbeat_worker(self.redis, self.worker)
-        if running is None or running.should_stop():
-            return
-        if time.time() > running.deadline:
-            running.stop("timeout")
-        elif not self.store.renew(running.job_id, running.token):
-            running.stop("lost")
+        live = [job for job in running if not job.should_stop()]
+        for job in live:
+            if now > job.deadline:
+                job.stop("timeout")
+        renewing = [job for job in live if not job.should_stop()]
+        if renewing:
+            held = self.store.renew_many([(job.job_id, job.token) for job in renewing])
+            for job, ours in zip(renewing, held, strict=True):
+                if not ours:
+                    job.stop("lost")
