@@ -1,4 +1,4 @@
-"""The `shoal` command."""
+"""`shoal up`: the whole local stack in the foreground."""
 
 from __future__ import annotations
 
@@ -6,18 +6,10 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from shoal.cli.app import app, console
 from shoal.logs import configure_logging
 from shoal.settings import get_settings
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Queue-based text-to-speech.")
-console = Console(stderr=True)
-
-
-@app.callback()
-def main() -> None:
-    """shoal: queue-based, asynchronous text-to-speech."""
 
 
 @app.command()
@@ -49,7 +41,3 @@ def up(
         )
 
     raise typer.Exit(run(settings, announce))
-
-
-if __name__ == "__main__":
-    app()

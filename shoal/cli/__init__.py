@@ -1,0 +1,8 @@
+"""The `shoal` command: one Typer app; each group of commands lives in its own module."""
+
+from __future__ import annotations
+
+from shoal.cli import up  # noqa: F401  registers its commands
+from shoal.cli.app import app, console
+
+__all__ = ["app", "console"]
