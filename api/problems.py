@@ -22,6 +22,7 @@ from shoal.logs import get_logger
 log = get_logger(__name__)
 PROBLEM_TYPE = "https://github.com/shoal-tts/shoal/blob/main/docs/errors.md#"
 MEDIA_TYPE = "application/problem+json"
+DEFAULT_RETRY_AFTER_SECONDS = 5
 
 # Pydantic error types that have a more useful code of their own.
 _VALIDATION_CODES = {
@@ -97,7 +98,9 @@ async def _on_shoal_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShoalError)
     if exc.status >= 500:
         log.error("request failed", code=exc.code, error=exc.message)
-    headers = {503: {"Retry-After": "5"}, 401: {"WWW-Authenticate": "Bearer"}}.get(exc.status)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.status in (429, 503):
+        headers["Retry-After"] = str(exc.extra.get("retry_after", DEFAULT_RETRY_AFTER_SECONDS))
     return problem_response(exc.status, exc.code, exc.message, headers, **exc.extra)
 
 

@@ -5,6 +5,7 @@
     ├── NotFound         404   unknown or expired job / voice
     ├── Conflict         409   the job is not in a state that allows the call
     ├── Unauthorized     401   missing or wrong API key
+    ├── TooManyRequests  429   a per-key limit (rate, queued jobs); retry later
     ├── Unavailable      503   Redis or storage unreachable (retry later)
     └── SynthesisError   ---   a job that cannot be synthesized; it ends `failed`
         └── Canceled           the job was canceled or lost its lease mid-run
@@ -49,6 +50,11 @@ class Conflict(ShoalError):
 class Unauthorized(ShoalError):
     status = 401
     code = "unauthorized"
+
+
+class TooManyRequests(ShoalError):
+    status = 429
+    code = "too_many_requests"
 
 
 class Unavailable(ShoalError):

@@ -273,6 +273,7 @@ class JobRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     attempts: int = 0
+    owner: str | None = None  # the caller (API key identity) that submitted it
     lease_token: str | None = None
     worker: str | None = None
     audio: StoredAudio | None = None

@@ -19,6 +19,12 @@ DELIVER_WEBHOOK_TASK = "shoal.deliver_webhook"
 
 # Sorted set of queued job ids by enqueue time (oldest waiting job).
 QUEUED = f"{PREFIX}:queued"
+# Synthesis messages of jobs requeued with a delay (storage away), scored by due time.
+TTS_SCHEDULED = f"{PREFIX}:tts:scheduled"
+# kombu's Redis transport keeps each message a worker holds (acks_late) in this hash,
+# by delivery tag, and the time it took it in the index (its own defaults).
+BROKER_UNACKED = "unacked"
+BROKER_UNACKED_INDEX = "unacked_index"
 # Sorted set of succeeded job ids by the time their audio expires.
 AUDIO_EXPIRY = f"{PREFIX}:audio-expiry"
 # Sorted set of worker names by the time they were last seen.
@@ -53,6 +59,11 @@ def inflight(queue: str) -> str:
 def delivery(job_id: str, event: str) -> str:
     """The delivery record of one webhook event of a job."""
     return f"{PREFIX}:delivery:{job_id}:{event}"
+
+
+def queued_by(owner: str) -> str:
+    """Sorted set of an owner's queued job ids (its cap); the scripts append the owner."""
+    return f"{PREFIX}:queued-by:{owner}"
 
 
 def idempotency(scope: str, key_digest: str) -> str:

@@ -1,4 +1,4 @@
-"""Periodic upkeep the gateway runs: lost jobs, due webhook retries, expired audio.
+"""Periodic upkeep the gateway runs: lost jobs and messages, due retries, expired audio.
 
 Every step is safe to run from several gateway replicas at once: each change
 of a job's state is an atomic transition that only one caller wins.
@@ -47,21 +47,38 @@ async def recover_lost_jobs(store: AsyncJobStore, settings: Settings) -> int:
                     message=f"the job ran longer than {settings.job_timeout_seconds:g} s; "
                     "shorten the text or raise SHOAL_JOB_TIMEOUT_SECONDS",
                 )
-                done = await store.fail(job_id, token, error)
+                done = await store.fail_lost(job_id, token, error)
             elif record.attempts >= settings.max_attempts:
                 error = JobError(
                     code="worker_lost",
                     message=f"the worker running this job stopped {record.attempts} times "
                     "(crash, out of memory or node loss); submit it again",
                 )
-                done = await store.fail(job_id, token, error)
+                done = await store.fail_lost(job_id, token, error)
             else:
-                done = await store.requeue(job_id, token)
+                done = await store.requeue_lost(job_id, token)
             if done.ok:
                 recovered += 1
                 log.warning(
                     "lost job recovered", attempts=record.attempts, ran_for=round(ran_for, 1)
                 )
+    return recovered
+
+
+async def recover_orphans(store: AsyncJobStore, settings: Settings) -> int:
+    """Give a new message to each queued job that has none (seen twice, a sweep apart).
+
+    A message vanishes when a worker dies between taking it and claiming its job
+    (or between the broker's pop and its unacked record); the job is still queued,
+    so the claim it never made can be made by another worker.
+    """
+    grace = max(settings.lease_seconds, 2 * settings.maintenance_interval_seconds)
+    recovered = 0
+    for job_id in await store.orphans(grace, settings.maintenance_interval_seconds):
+        if await store.redispatch(job_id):
+            recovered += 1
+            with bind_job(job_id):
+                log.warning("queued job had lost its message; dispatched again")
     return recovered
 
 
@@ -91,6 +108,8 @@ async def run_maintenance(
     while True:
         try:
             await recover_lost_jobs(store, settings)
+            await recover_orphans(store, settings)
+            await store.promote_due()
             await deliveries.promote_due()
             await deliveries.prune_inflight(4 * settings.webhook_timeout_seconds)
             await expire_audio(store.redis, storage)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 
 from celery import Celery
@@ -49,20 +50,37 @@ def _template(task: str, queue: str) -> str:
     )
 
 
-def task_message(task: str, queue: str, args: tuple[str, ...]) -> str:
+@dataclass(frozen=True)
+class Message:
+    """A task message as it sits in a queue's list, and its delivery tag.
+
+    While a worker holds the message (acks_late), kombu keeps it in the broker's
+    unacked hash under this tag: how the store tells a message in flight from one
+    that is gone.
+    """
+
+    body: str
+    tag: str
+
+
+def task_message(task: str, queue: str, args: tuple[str, ...]) -> Message:
     body = json.dumps([list(args), {}, _EMBED]).encode()
-    return (
+    tag = str(uuid.uuid4())
+    message = (
         _template(task, queue)
         .replace(_TASK_ID, str(uuid.uuid4()))
-        .replace(_TAG, str(uuid.uuid4()))
+        .replace(_TAG, tag)
         .replace(_ARGSREPR, json.dumps(repr(args))[1:-1])
         .replace(_BODY, base64.b64encode(body).decode())
     )
+    return Message(message, tag)
 
 
-def synthesize_message(job_id: str) -> str:
+def synthesize_message(job_id: str) -> Message:
     return task_message(keys.SYNTHESIZE_TASK, keys.TTS_QUEUE, (job_id,))
 
 
 def webhook_message(job_id: str, event: str, webhook_id: str) -> str:
-    return task_message(keys.DELIVER_WEBHOOK_TASK, keys.WEBHOOK_QUEUE, (job_id, event, webhook_id))
+    return task_message(
+        keys.DELIVER_WEBHOOK_TASK, keys.WEBHOOK_QUEUE, (job_id, event, webhook_id)
+    ).body

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     voice_max_seconds: float = Field(30.0, gt=0, description="Longest reference recording.")
     voice_max_transcript_chars: int = Field(1000, ge=1, description="Longest transcript.")
 
+    # Admission control: refused with 503 / 429 before anything is written.
+    max_queued: int = Field(
+        100_000, ge=0, description="Waiting jobs past which submits get 503 (0 = no cap)."
+    )
+    max_queued_per_key: int = Field(
+        0, ge=0, description="Waiting jobs of one API key past which it gets 429 (0 = no cap)."
+    )
+
     # Job lifecycle.
     retention_seconds: int = Field(86_400, ge=60, description="How long jobs and audio live.")
     audio_url_ttl_seconds: int = Field(3600, ge=60, description="Lifetime of a presigned URL.")
@@ -86,6 +94,15 @@ class Settings(BaseSettings):
         15.0, gt=0, description="A running job whose worker is silent this long is requeued."
     )
     max_attempts: int = Field(3, ge=1, description="Runs of one job before it fails.")
+    storage_retry_seconds: float = Field(
+        30.0, ge=0, description="How long a run retries an upload (backoff) before requeueing."
+    )
+    requeue_delay_seconds: float = Field(
+        15.0,
+        ge=0,
+        description="Wait before a job requeued by a transient failure runs again; doubles "
+        "with each attempt.",
+    )
     maintenance_interval_seconds: float = Field(
         5.0, gt=0, description="How often the gateway requeues lost jobs and expires audio."
     )

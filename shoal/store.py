@@ -1,23 +1,30 @@
 """The job store: the only code that changes a job's state.
 
 A job is a Redis hash (`keys.job`). Every change of state is one Lua script run
-by Redis atomically, together with the indexes that follow from it:
+by Redis atomically (`shoal.store_scripts`), together with the indexes that
+follow from it:
 
     queued ──claim──▶ running ──succeed/fail──▶ succeeded | failed
       ▲                 │
-      └────requeue──────┘   (worker lost or a transient error; attempts left)
+      └────requeue──────┘   (worker lost, or a transient error: maybe after a delay)
     queued | running ──cancel──▶ canceled
 
-- Entering `queued` pushes the Celery message in the same script, so a job is
-  never recorded without its message or queued twice by one transition.
+- Entering `queued` pushes the Celery message in the same script (or schedules
+  it, for a delayed requeue), and the job keeps that message and its delivery
+  tag, so a job is never recorded without its message: maintenance finds a
+  queued job whose message is gone anyway (`orphans`) and gives it a new one,
+  and a canceled job's message leaves the list KEDA counts.
 - `running` carries a lease: a token on the job and a key with a TTL that the
   worker renews. A job whose lease key expired has lost its worker; the
-  gateway's maintenance loop requeues it. Finishing requires the worker's
-  token, so a worker that lost its lease cannot overwrite the new run.
+  gateway's maintenance loop requeues it, if the lease is still gone at that
+  instant. Finishing requires the worker's token, so a worker that lost its
+  lease cannot overwrite the new run.
 - Terminal states are final; Redis time stamps every transition.
 - Arriving in `running` or a terminal state emits the matching webhook event
   (`job.started`, `job.succeeded`, ...) in the same script, when the job's
   webhook subscribes to it: its delivery message and a `pending` record.
+- Admission caps (waiting jobs in all, and per owner) are checked in the
+  script that creates the job: a refused submit writes nothing.
 
 The gateway uses `AsyncJobStore`, the worker `JobStore`; both run the same
 `_Call`s built by `_Commands`, so the logic exists once.
@@ -37,11 +44,20 @@ import redis
 import redis.asyncio as aredis
 
 from shoal import keys
-from shoal.errors import Conflict, Unavailable
+from shoal.errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from shoal.jobs import JobError, JobRecord, JobRequest, JobStatus, StoredAudio, new_job_id
 from shoal.queue import synthesize_message, webhook_message
 from shoal.settings import Settings
-from shoal.store_scripts import CREATE, LOST, RENEW, TRANSITION
+from shoal.store_scripts import (
+    CREATE,
+    LOST,
+    ORPHANS,
+    PROMOTE,
+    REDISPATCH,
+    RENEW,
+    SETTLE,
+    TRANSITION,
+)
 from shoal.webhooks import WebhookEvent, WebhookSpec, new_webhook_id
 
 T = TypeVar("T")
@@ -53,13 +69,26 @@ EVENT_FOR_STATUS = {
     JobStatus.FAILED: WebhookEvent.FAILED,
     JobStatus.CANCELED: WebhookEvent.CANCELED,
 }
-_SCRIPTS = {"transition": TRANSITION, "create": CREATE, "renew": RENEW, "lost": LOST}
-IDEMPOTENCY_TTL_SECONDS = 86_400
+_SCRIPTS = {
+    "transition": TRANSITION,
+    "create": CREATE,
+    "settle": SETTLE,
+    "renew": RENEW,
+    "lost": LOST,
+    "orphans": ORPHANS,
+    "redispatch": REDISPATCH,
+    "promote": PROMOTE,
+}
+# Orphan sweep: how many of the oldest queued jobs one sweep looks at.
+ORPHAN_BATCH = 200
+PROMOTE_BATCH = 500
+# Seconds Retry-After suggests when the queue is full: about one drain of a busy pool.
+QUEUE_FULL_RETRY_SECONDS = 30
 
 
 @dataclass(frozen=True)
 class Transition:
-    """What a transition did: `ok`, or why not (`missing`, `refused`, `stale`)."""
+    """What a transition did: `ok`, or why not (`missing`, `refused`, `stale`, `leased`)."""
 
     result: str
     previous: str
@@ -89,6 +118,23 @@ def _as_transition(reply: Any) -> Transition:
     return Transition(str(reply[0]), str(reply[1]))
 
 
+def unavailable(exc: redis.RedisError) -> Unavailable:
+    """A Redis failure as clients should read it: full memory is not an outage."""
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return Unavailable(
+            "Redis is out of memory and refuses new work; retry later "
+            "(operators: raise maxmemory, or lower SHOAL_MAX_QUEUED or SHOAL_RETENTION_SECONDS)",
+            code="redis_out_of_memory",
+        )
+    return Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable")
+
+
+def _idempotency_key(owner: str, idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return ""
+    return keys.idempotency(owner, hashlib.sha256(idempotency_key.encode()).hexdigest())
+
+
 class _Commands:
     """Builds the script calls; the stores below only execute them."""
 
@@ -104,17 +150,39 @@ class _Commands:
         to: JobStatus,
         *,
         token: str = "",
+        lease_gone: bool = False,
         worker: str = "",
         new_token: str = "",
-        message: str = "",
+        not_before: float = 0.0,
         audio_key: str = "",
         audio_expires_at: float = 0,
         fields: dict[str, str] | None = None,
     ) -> _Call[Transition]:
-        pairs = [item for pair in (fields or {}).items() for item in pair]
         event = EVENT_FOR_STATUS.get(to)
         webhook_id = new_webhook_id() if event else ""
-        event_message = webhook_message(job_id, event, webhook_id) if event else ""
+        message = synthesize_message(job_id) if to is JobStatus.QUEUED else None
+        named = {
+            "id": job_id,
+            "from": " ".join(allowed),
+            "to": to.value,
+            "token": token,
+            "lease_gone": lease_gone,
+            "worker": worker,
+            "new_token": new_token,
+            "lease_ms": self.lease_ms,
+            "retention": self.retention,
+            "message": message.body if message else "",
+            "tag": message.tag if message else "",
+            "not_before": not_before,
+            "audio_key": audio_key,
+            "audio_expires_at": audio_expires_at,
+            "channel": keys.done_channel(job_id),
+            "event": event or "",
+            "event_message": webhook_message(job_id, event, webhook_id) if event else "",
+            "webhook_id": webhook_id,
+            "owner_prefix": keys.queued_by(""),
+            "set": fields or {},
+        }
         return _Call(
             "transition",
             [
@@ -126,76 +194,72 @@ class _Commands:
                 keys.TTS_QUEUE,
                 keys.WEBHOOK_QUEUE,
                 keys.delivery(job_id, event or ""),
+                keys.TTS_SCHEDULED,
             ],
-            [
-                job_id,
-                " ".join(allowed),
-                to,
-                token,
-                worker,
-                new_token,
-                self.lease_ms,
-                self.retention,
-                message,
-                audio_key,
-                audio_expires_at,
-                keys.done_channel(job_id),
-                event or "",
-                event_message,
-                webhook_id,
-                *pairs,
-            ],
+            [json.dumps(named)],
             _as_transition,
         )
 
     def create(
-        self, request: JobRequest, scope: str, idempotency_key: str | None
+        self, request: JobRequest, owner: str, idempotency_key: str | None, hold: float
     ) -> _Call[Created]:
         job_id = new_job_id()
         job_input = request.job_input()
+        message = synthesize_message(job_id)
         fingerprint = ""
-        idem_key = keys.idempotency(scope, "-")
-        if idempotency_key is not None:
-            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
-            idem_key = keys.idempotency(scope, digest)
+        if idempotency_key is not None:  # what a replay must match
             fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        fields = {
+            "input": job_input.model_dump_json(),
+            "metadata": json.dumps(request.metadata),
+            "owner": owner,
+            **_webhook_fields(request.webhook),
+        }
+        named = {
+            "id": job_id,
+            "retention": self.retention,
+            "message": message.body,
+            "tag": message.tag,
+            "fingerprint": fingerprint,
+            "hold": hold,
+            "max_queued": self.settings.max_queued,
+            "owner_max_queued": self.settings.max_queued_per_key,
+            "job_prefix": keys.job(""),
+            "fields": fields,
+        }
 
         def parse(reply: Any) -> Created:
-            if reply[0] == "exists" and reply[2] != fingerprint:
-                raise Conflict(
-                    "this Idempotency-Key was used with a different request body; "
-                    "use a new key for a new job",
-                    code="idempotency_key_reused",
+            outcome = str(reply[0])
+            if outcome == "created":
+                record = JobRecord(
+                    id=job_id,
+                    status=JobStatus.QUEUED,
+                    input=job_input,
+                    metadata=request.metadata,
+                    created_at=float(reply[2]),
+                    webhook=request.webhook,
+                    owner=owner,
                 )
-            if reply[0] != "created":
+                return Created(job_id, record)
+            if outcome == "exists":
                 return Created(str(reply[1]), None)
-            record = JobRecord(
-                id=job_id,
-                status=JobStatus.QUEUED,
-                input=job_input,
-                metadata=request.metadata,
-                created_at=float(reply[3]),
-                webhook=request.webhook,
-            )
-            return Created(job_id, record)
+            raise _refusal(outcome, reply, self.settings)
 
         return _Call(
             "create",
-            [keys.job(job_id), keys.QUEUED, keys.TTS_QUEUE, idem_key],
             [
-                job_id,
-                self.retention,
-                synthesize_message(job_id),
-                fingerprint,
-                IDEMPOTENCY_TTL_SECONDS,
-                "input",
-                job_input.model_dump_json(),
-                "metadata",
-                json.dumps(request.metadata),
-                *_webhook_fields(request.webhook),
+                keys.job(job_id),
+                keys.QUEUED,
+                keys.TTS_QUEUE,
+                _idempotency_key(owner, idempotency_key),
+                keys.queued_by(owner),
             ],
+            [json.dumps(named)],
             parse,
         )
+
+    def settle(self, owner: str, idempotency_key: str) -> _Call[None]:
+        return _Call("settle", [_idempotency_key(owner, idempotency_key)], [], lambda _: None)
 
     def claim(self, job_id: str, worker: str, token: str) -> _Call[Transition]:
         return self.transition(
@@ -221,22 +285,28 @@ class _Commands:
             fields={"audio": audio.model_dump_json()},
         )
 
-    def fail(self, job_id: str, error: JobError, token: str = "") -> _Call[Transition]:
+    def fail(
+        self, job_id: str, error: JobError, token: str = "", lease_gone: bool = False
+    ) -> _Call[Transition]:
         return self.transition(
             job_id,
             [JobStatus.RUNNING],
             JobStatus.FAILED,
             token=token,
+            lease_gone=lease_gone,
             fields={"error": error.model_dump_json()},
         )
 
-    def requeue(self, job_id: str, token: str) -> _Call[Transition]:
+    def requeue(
+        self, job_id: str, token: str, not_before: float = 0.0, lease_gone: bool = False
+    ) -> _Call[Transition]:
         return self.transition(
             job_id,
             [JobStatus.RUNNING],
             JobStatus.QUEUED,
             token=token,
-            message=synthesize_message(job_id),
+            lease_gone=lease_gone,
+            not_before=not_before,
         )
 
     def cancel(self, job_id: str) -> _Call[Transition]:
@@ -257,12 +327,71 @@ class _Commands:
             lambda reply: [str(job_id) for job_id in reply],
         )
 
+    def orphans(self, grace: float, confirm: float) -> _Call[list[str]]:
+        return _Call(
+            "orphans",
+            [
+                keys.QUEUED,
+                keys.TTS_QUEUE,
+                keys.TTS_SCHEDULED,
+                keys.BROKER_UNACKED,
+                keys.BROKER_UNACKED_INDEX,
+            ],
+            [grace, ORPHAN_BATCH, confirm, keys.job("")],
+            lambda reply: [str(job_id) for job_id in reply],
+        )
 
-def _webhook_fields(webhook: WebhookSpec | None) -> list[str]:
+    def redispatch(self, job_id: str, old_message: str) -> _Call[bool]:
+        message = synthesize_message(job_id)
+        return _Call(
+            "redispatch",
+            [keys.job(job_id), keys.TTS_QUEUE],
+            [old_message, message.body, message.tag],
+            lambda reply: bool(reply),
+        )
+
+    def promote_due(self) -> _Call[int]:
+        return _Call(
+            "promote", [keys.TTS_SCHEDULED, keys.TTS_QUEUE], [PROMOTE_BATCH], lambda n: int(n)
+        )
+
+
+def _refusal(outcome: str, reply: Any, settings: Settings) -> Exception:
+    if outcome == "conflict":
+        return InvalidRequest(
+            "this Idempotency-Key was used with a different request body; "
+            "use a new key for a new job",
+            code="idempotency_key_reused",
+        )
+    if outcome == "in_progress":
+        return Conflict(
+            f"the request that made job {reply[1]} with this Idempotency-Key is still in "
+            "progress; retry once it has answered",
+            code="idempotency_request_in_progress",
+            job_id=str(reply[1]),
+        )
+    if outcome == "queue_full":
+        return Unavailable(
+            f"{reply[1]} jobs are waiting, the most this server queues "
+            f"(SHOAL_MAX_QUEUED={settings.max_queued}); retry later",
+            code="queue_full",
+            retry_after=QUEUE_FULL_RETRY_SECONDS,
+        )
+    if outcome == "owner_full":
+        return TooManyRequests(
+            f"this API key has {reply[1]} jobs waiting, the most one key may queue "
+            f"(SHOAL_MAX_QUEUED_PER_KEY={settings.max_queued_per_key}); retry once some finish",
+            code="too_many_queued",
+            retry_after=QUEUE_FULL_RETRY_SECONDS,
+        )
+    return RuntimeError(f"unexpected reply from the create script: {reply!r}")
+
+
+def _webhook_fields(webhook: WebhookSpec | None) -> dict[str, str]:
     if webhook is None:
-        return []
+        return {}
     # `webhook_events` lets the transition script test a subscription without JSON.
-    return ["webhook", webhook.model_dump_json(), "webhook_events", " ".join(webhook.events)]
+    return {"webhook": webhook.model_dump_json(), "webhook_events": " ".join(webhook.events)}
 
 
 def _record(fields: dict[str, str]) -> JobRecord | None:
@@ -281,11 +410,14 @@ class JobStore:
         try:
             reply = self._scripts[call.script](keys=call.keys, args=call.args)
         except redis.RedisError as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+            raise unavailable(exc) from exc
         return call.parse(reply)
 
     def get(self, job_id: str) -> JobRecord | None:
-        return _record(self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
+        try:
+            return _record(self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
 
     def claim(self, job_id: str, worker: str) -> tuple[Transition, str, JobRecord | None]:
         """Take a queued job: the transition, the lease token and the job as claimed.
@@ -300,7 +432,7 @@ class JobStore:
                 pipe.hgetall(keys.job(job_id))
                 reply, fields = pipe.execute()
         except redis.RedisError as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+            raise unavailable(exc) from exc
         transition = call.parse(reply)
         return transition, token, _record(fields) if transition.ok else None
 
@@ -316,7 +448,7 @@ class JobStore:
                     self._scripts[call.script](keys=call.keys, args=call.args, client=pipe)
                 replies = pipe.execute()
         except redis.RedisError as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+            raise unavailable(exc) from exc
         return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
 
     def succeed(self, job_id: str, token: str, audio: StoredAudio, now: float) -> Transition:
@@ -325,8 +457,9 @@ class JobStore:
     def fail(self, job_id: str, token: str, error: JobError) -> Transition:
         return self._run(self.commands.fail(job_id, error, token))
 
-    def requeue(self, job_id: str, token: str) -> Transition:
-        return self._run(self.commands.requeue(job_id, token))
+    def requeue(self, job_id: str, token: str, not_before: float = 0.0) -> Transition:
+        """Back to the queue now, or once `not_before` (epoch seconds) has passed."""
+        return self._run(self.commands.requeue(job_id, token, not_before))
 
 
 class AsyncJobStore:
@@ -341,19 +474,31 @@ class AsyncJobStore:
         try:
             reply = await self._scripts[call.script](keys=call.keys, args=call.args)
         except redis.RedisError as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+            raise unavailable(exc) from exc
         return call.parse(reply)
 
     async def get(self, job_id: str) -> JobRecord | None:
         try:
             return _record(await self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
         except redis.RedisError as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
+            raise unavailable(exc) from exc
 
     async def create(
-        self, request: JobRequest, scope: str = "anonymous", idempotency_key: str | None = None
+        self,
+        request: JobRequest,
+        owner: str = "anonymous",
+        idempotency_key: str | None = None,
+        hold_seconds: float = 0.0,
     ) -> Created:
-        return await self._run(self.commands.create(request, scope, idempotency_key))
+        """Queue a job for `owner`, or find the one this Idempotency-Key made.
+
+        `hold_seconds`: how long this request may stay open (`Prefer: wait`); a replay
+        meanwhile is "in progress" (409) until `settle` says it answered.
+        """
+        return await self._run(self.commands.create(request, owner, idempotency_key, hold_seconds))
+
+    async def settle(self, owner: str, idempotency_key: str) -> None:
+        await self._run(self.commands.settle(owner, idempotency_key))
 
     async def cancel(self, job_id: str) -> Transition:
         return await self._run(self.commands.cancel(job_id))
@@ -361,11 +506,30 @@ class AsyncJobStore:
     async def lost(self) -> list[str]:
         return await self._run(self.commands.lost())
 
-    async def requeue(self, job_id: str, token: str) -> Transition:
-        return await self._run(self.commands.requeue(job_id, token))
+    async def requeue_lost(self, job_id: str, token: str) -> Transition:
+        """Requeue a job whose lease lapsed, if it is still lapsed now."""
+        return await self._run(self.commands.requeue(job_id, token, lease_gone=True))
 
-    async def fail(self, job_id: str, token: str, error: JobError) -> Transition:
-        return await self._run(self.commands.fail(job_id, error, token))
+    async def fail_lost(self, job_id: str, token: str, error: JobError) -> Transition:
+        """Fail a job whose lease lapsed, if it is still lapsed now."""
+        return await self._run(self.commands.fail(job_id, error, token, lease_gone=True))
+
+    async def orphans(self, grace: float, confirm: float) -> list[str]:
+        return await self._run(self.commands.orphans(grace, confirm))
+
+    async def redispatch(self, job_id: str) -> bool:
+        """A new message for a queued job found without one; False if it moved on."""
+        try:
+            old = await self.redis.hget(keys.job(job_id), "message")
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+        if not old:
+            return False
+        return await self._run(self.commands.redispatch(job_id, str(old)))
+
+    async def promote_due(self) -> int:
+        """Move delayed requeues whose time has come onto the queue."""
+        return await self._run(self.commands.promote_due())
 
     async def forget(self, job_id: str) -> None:
         """Drop a running-index entry whose job record has expired."""

@@ -107,6 +107,20 @@ def settings(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
 
 
 @pytest.fixture
+def env_settings(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Settings]]:
+    """Settings of the test's env with some variables overridden."""
+
+    def make(**overrides: str) -> Settings:
+        for name, value in {**env.values, **overrides}.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        return get_settings()
+
+    yield make
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def sync_redis(settings: Settings) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     yield client

@@ -1,23 +1,43 @@
 """One job, start to finish: claim, synthesize, encode, upload, record.
 
 Every outcome is recorded through the job store: succeeded with the audio,
-failed with a code and a reason, or back in the queue when the failure was
-transient (storage or Redis away) and attempts remain.
+failed with a code and a reason, or back in the queue (after a delay) when the
+failure was transient and attempts remain. A message is acknowledged only once
+its job is recorded as finished or is safely runnable again:
+
+- Redis away while claiming: `ClaimUnavailable`, and the task puts the message
+  back instead of acknowledging it (the claim is atomic: the job is still
+  queued, or its lease will lapse).
+- Storage away while uploading: the upload is retried with backoff inside the
+  attempt, the synthesized audio kept; only then is the job requeued, with a
+  delay that doubles each attempt.
+- Redis away while recording: the record is retried for as long as the lease
+  could still be ours; past that the lease lapses and maintenance requeues.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+from tenacity.stop import stop_base
 
 from shoal.errors import Canceled, InvalidRequest, SynthesisError, Unavailable
 from shoal.jobs import JobError, JobRecord, StoredAudio
 from shoal.logs import bind_job, get_logger
 from shoal.settings import Settings
 from shoal.storage import Storage, audio_key
-from shoal.store import JobStore
+from shoal.store import JobStore, Transition
 from shoal.voice_store import VoiceStore
 from shoal.voices import VoiceRecord
 from worker import metrics
@@ -26,6 +46,12 @@ from worker.engines import Engine, SynthesisRequest
 from worker.heartbeat import Heartbeat, RunningJob
 
 log = get_logger(__name__)
+T = TypeVar("T")
+MAX_REQUEUE_DELAY_SECONDS = 300.0
+
+
+class ClaimUnavailable(Exception):
+    """Redis failed while the job was being claimed: the message must go back."""
 
 
 class Stages:
@@ -45,6 +71,34 @@ class Stages:
             metrics.STAGE_SECONDS.labels(name).observe(seconds)
 
 
+class _StopWhen(stop_base):
+    def __init__(self, condition: Callable[[], bool]) -> None:
+        self.condition = condition
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.condition()
+
+
+def persist(action: Callable[[], T], within: float, should_stop: Callable[[], bool]) -> T:
+    """`action`, retried with jittered backoff while it raises Unavailable, for `within` s.
+
+    Gives up early once `should_stop` (canceled, lost): the last error is raised.
+    """
+
+    def note(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("transient failure; retrying", error=str(error), attempt=state.attempt_number)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(Unavailable),
+        stop=stop_after_delay(within) | _StopWhen(should_stop),
+        wait=wait_exponential_jitter(initial=0.25, max=4.0),
+        before_sleep=note,
+        reraise=True,
+    )
+    return retrying(action)
+
+
 @dataclass
 class JobRunner:
     store: JobStore
@@ -58,8 +112,12 @@ class JobRunner:
     def run(self, job_id: str) -> None:
         stages = Stages()
         with bind_job(job_id):
-            with stages("claim"):
-                claimed, token, record = self.store.claim(job_id, self.worker)
+            try:
+                with stages("claim"):
+                    claimed, token, record = self.store.claim(job_id, self.worker)
+            except Unavailable as exc:
+                log.warning("cannot claim the job; its message goes back", error=exc.message)
+                raise ClaimUnavailable(exc.message) from exc
             if not claimed.ok or record is None:
                 # Canceled while queued, finished by an earlier delivery, or expired.
                 log.info("job not claimable; message dropped", state=claimed.previous or "missing")
@@ -89,11 +147,16 @@ class JobRunner:
             )
             return
         with stages("record"):
-            done = self.store.succeed(record.id, running.token, audio, time.time())
-        if not done.ok:
-            # Canceled, or the lease was lost and another run owns the job now.
-            self.storage.delete([audio.key])
-            log.info("job changed hands during the run; audio discarded", state=done.previous)
+            done = self._record(
+                running, lambda: self.store.succeed(record.id, running.token, audio, time.time())
+            )
+        if done is None or not done.ok:
+            # Canceled, or the lease was lost and another run owns the job now (or will,
+            # once maintenance sees the lease lapse): this run's audio must not be visible.
+            self._discard(audio)
+            log.info(
+                "job changed hands during the run; audio discarded", state=done and done.previous
+            )
             metrics.JOBS.labels("discarded").inc()
             return
         metrics.JOBS.labels("succeeded").inc()
@@ -104,6 +167,21 @@ class JobRunner:
             bytes=audio.bytes,
             stage_ms=stages.ms,
         )
+
+    def _record(self, running: RunningJob, action: Callable[[], Transition]) -> Transition | None:
+        """A transition that needs the lease, retried while Redis is away; None if it never got
+        through: by then the lease has lapsed and maintenance requeues the job."""
+        try:
+            return persist(action, 2 * self.settings.lease_seconds, running.should_stop)
+        except Unavailable as exc:
+            log.warning("cannot record the job's outcome; its lease will lapse", error=exc.message)
+            return None
+
+    def _discard(self, audio: StoredAudio) -> None:
+        try:
+            self.storage.delete([audio.key])
+        except Unavailable as exc:  # the lifecycle rule removes it at the latest
+            log.warning("cannot delete discarded audio", key=audio.key, error=exc.message)
 
     def _voice(
         self, name: str | None, language: str | None
@@ -145,7 +223,11 @@ class JobRunner:
             data = encode(speech, job_input.format)
         key = audio_key(record.id, record.attempts, job_input.format)
         with stages("upload"):
-            self.storage.put(key, data, job_input.format.content_type)
+            persist(
+                lambda: self.storage.put(key, data, job_input.format.content_type),
+                self.settings.storage_retry_seconds,
+                running.should_stop,
+            )
         return StoredAudio(
             key=key,
             format=job_input.format,
@@ -158,14 +240,24 @@ class JobRunner:
         if running.stop_reason == "lost":
             return  # not ours any more: nothing to record
         error = JobError(code=exc.code, message=exc.message)
-        self.store.fail(record.id, running.token, error)
-        metrics.JOBS.labels("failed").inc()
-        log.warning("job failed", code=error.code, reason=error.message)
+        done = self._record(running, lambda: self.store.fail(record.id, running.token, error))
+        if done is not None and done.ok:
+            metrics.JOBS.labels("failed").inc()
+            log.warning("job failed", code=error.code, reason=error.message)
 
     def _retry_or_fail(self, record: JobRecord, running: RunningJob, exc: Unavailable) -> None:
-        if record.attempts < self.settings.max_attempts:
-            log.warning("transient failure; job requeued", error=exc.message)
-            self.store.requeue(record.id, running.token)
-            metrics.JOBS.labels("requeued").inc()
-        else:
+        if running.stop_reason == "lost":
+            return
+        if record.attempts >= self.settings.max_attempts:
             self._finish_failed(record, running, SynthesisError(exc.message, code=exc.code))
+            return
+        delay = min(
+            self.settings.requeue_delay_seconds * 2 ** (record.attempts - 1),
+            MAX_REQUEUE_DELAY_SECONDS,
+        )
+        done = self._record(
+            running, lambda: self.store.requeue(record.id, running.token, time.time() + delay)
+        )
+        if done is not None and done.ok:
+            log.warning("transient failure; job requeued", error=exc.message, delay_s=delay)
+            metrics.JOBS.labels("requeued").inc()

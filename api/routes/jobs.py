@@ -87,7 +87,7 @@ def _prefer_wait(prefer: str | None, cap: float) -> float:
     summary="Submit a synthesis job",
     responses={
         200: {"model": Job, "description": "Finished within `Prefer: wait`."},
-        **_problems(400, 401, 409, 413, 422, 503),
+        **_problems(400, 401, 409, 413, 422, 429, 503),
     },
     openapi_extra={"requestBody": {"content": {"application/json": {"example": _CREATE_EXAMPLE}}}},
 )
@@ -97,7 +97,10 @@ async def create_job(
     caller: CallerDep,
     idempotency_key: Annotated[
         str | None,
-        Header(description="Retrying with the same key and body returns the same job (24 h)."),
+        Header(
+            description="Retrying with the same key and body returns the same job, for as "
+            "long as the job exists (SHOAL_RETENTION_SECONDS)."
+        ),
     ] = None,
     prefer: Annotated[
         str | None,
@@ -113,19 +116,23 @@ async def create_job(
     await check_voice(services, body.voice, body.language)
     if body.webhook is not None:
         await _check_webhook(services, body.webhook)
-    created = await services.store.create(body, caller, idempotency_key)
+    wait = _prefer_wait(prefer, services.settings.max_wait_seconds)
+    created = await services.store.create(body, caller, idempotency_key, hold_seconds=wait)
     headers = {"Location": f"/v1/jobs/{created.job_id}"}
     record = created.record
     if record is not None:
         JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
     else:
         headers["Idempotent-Replayed"] = "true"
-    wait = _prefer_wait(prefer, services.settings.max_wait_seconds)
-    if wait:
-        headers["Preference-Applied"] = f"wait={wait:g}"
-        record = await services.store.wait(created.job_id, wait)
-    elif record is None:
-        record = await services.store.get(created.job_id)
+    try:
+        if wait:
+            headers["Preference-Applied"] = f"wait={wait:g}"
+            record = await services.store.wait(created.job_id, wait)
+        elif record is None:
+            record = await services.store.get(created.job_id)
+    finally:
+        if wait and idempotency_key is not None and created.record is not None:
+            await services.store.settle(caller, idempotency_key)  # replays may answer now
     if record is None:  # expired between write and read: only with absurd retention settings
         raise _not_found(created.job_id)
     status = 200 if record.status.is_terminal and wait else 202

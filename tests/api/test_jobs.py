@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -132,8 +133,31 @@ def test_idempotency_key_replays_the_job(client: httpx.Client) -> None:
     assert first.json()["id"] == second.json()["id"]
     assert second.headers["idempotent-replayed"] == "true"
     conflict = client.post("/v1/jobs", json={"text": "Twice?"}, headers=headers)
-    assert conflict.status_code == 409
+    assert conflict.status_code == 422  # the IETF Idempotency-Key draft's answer
     assert conflict.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_replay_while_the_first_request_still_waits_is_409(env: Env) -> None:
+    replaying = {"Idempotency-Key": "slow-order"}
+    headers = {**replaying, "Prefer": "wait=3"}
+    with gateway(env) as url, httpx.Client(base_url=url, timeout=30) as http:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(http.post, "/v1/jobs", json={"text": "Hi"}, headers=headers)
+            deadline = time.monotonic() + 10
+            while not http.get("/v1/queue").json()["queues"]["tts"]["waiting"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            busy = http.post(
+                "/v1/jobs", json={"text": "Hi"}, headers={"Idempotency-Key": "slow-order"}
+            )
+            assert busy.status_code == 409, busy.text
+            assert busy.json()["code"] == "idempotency_request_in_progress"
+            original = first.result()
+        assert original.status_code == 202  # no worker: still queued after its wait
+        replay = http.post(
+            "/v1/jobs", json={"text": "Hi"}, headers={"Idempotency-Key": "slow-order"}
+        )
+        assert replay.status_code == 202 and replay.json()["id"] == original.json()["id"]
 
 
 def test_without_workers_a_job_waits_and_can_be_canceled(env: Env) -> None:
@@ -146,6 +170,8 @@ def test_without_workers_a_job_waits_and_can_be_canceled(env: Env) -> None:
 
         canceled = http.post(f"/v1/jobs/{job['id']}/cancel")
         assert canceled.status_code == 200
+        # Its message left the queue: KEDA does not scale up to drain a canceled job.
+        assert http.get("/v1/queue").json()["queues"]["tts"]["waiting"] == 0
         assert canceled.json()["status"] == "canceled"
         assert canceled.json()["error"]["code"] == "canceled"
         assert canceled.json()["finished_at"] is not None

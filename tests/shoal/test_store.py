@@ -11,7 +11,7 @@ import redis
 import redis.asyncio as aredis
 
 from shoal import keys
-from shoal.errors import Conflict
+from shoal.errors import InvalidRequest
 from shoal.jobs import AudioFormat, JobError, JobRequest, JobStatus, StoredAudio
 from shoal.settings import Settings
 from shoal.store import AsyncJobStore, JobStore
@@ -188,7 +188,7 @@ def test_idempotency_key_returns_the_same_job(settings: Settings, sync_redis: re
     again = create(settings, "Same", key="order-1")
     assert first == again
     assert sync_redis.llen(keys.TTS_QUEUE) == 1  # queued once
-    with pytest.raises(Conflict) as raised:
+    with pytest.raises(InvalidRequest) as raised:  # 422, as the IETF draft asks
         create(settings, "Different", key="order-1")
     assert raised.value.code == "idempotency_key_reused"
     assert create(settings, "Same", key="order-2") != first

@@ -41,7 +41,7 @@ def test_a_sigkilled_worker_loses_no_job(env: Env, s3_server: SeaweedS3) -> None
 
             # Hours later the broker would redeliver the dead worker's message:
             # the job is finished, so it is dropped without a second run.
-            client.lpush(keys.TTS_QUEUE, synthesize_message(job["id"]))
+            client.lpush(keys.TTS_QUEUE, synthesize_message(job["id"]).body)
             deadline = time.monotonic() + 10
             while client.llen(keys.TTS_QUEUE) and time.monotonic() < deadline:
                 time.sleep(0.05)
