@@ -181,6 +181,7 @@ class _Commands:
             "event_message": webhook_message(job_id, event, webhook_id) if event else "",
             "webhook_id": webhook_id,
             "owner_prefix": keys.queued_by(""),
+            "count_owner": self.settings.max_queued_per_key > 0,
             "set": fields or {},
         }
         return _Call(

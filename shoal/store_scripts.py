@@ -23,7 +23,8 @@ local stamp = t[1] .. '.' .. string.format('%06d', t[2])
 # ARGV[1]: JSON {id, from ("queued running"), to, token (required, '' = any),
 #       lease_gone (only if the lease key is gone), worker, new_token, lease_ms,
 #       retention, message, tag, not_before, audio_key, audio_expires_at, channel,
-#       event, event_message, webhook_id, owner_prefix, set {field: value}}
+#       event, event_message, webhook_id, owner_prefix, count_owner (per-owner caps
+#       are on: index the owner's queued jobs), set {field: value}}
 TRANSITION = (
     _NOW
     + """
@@ -60,7 +61,7 @@ if to == 'queued' then
   redis.call('DEL', KEYS[2])
   redis.call('HDEL', KEYS[1], 'lease_token', 'worker')
   redis.call('ZADD', KEYS[4], stamp, id)
-  redis.call('ZADD', owner_queued, stamp, id)
+  if a.count_owner then redis.call('ZADD', owner_queued, stamp, id) end
   redis.call('HSET', KEYS[1], 'message', a.message, 'message_tag', a.tag)
   if a.not_before > now then
     redis.call('HSET', KEYS[1], 'not_before', a.not_before)
@@ -136,7 +137,7 @@ if KEYS[4] ~= '' then
   redis.call('HSET', KEYS[1], 'idempotency_key', KEYS[4])
 end
 redis.call('ZADD', KEYS[2], stamp, a.id)
-redis.call('ZADD', KEYS[5], stamp, a.id)
+if a.owner_max_queued > 0 then redis.call('ZADD', KEYS[5], stamp, a.id) end
 redis.call('LPUSH', KEYS[3], a.message)
 return {'created', a.id, stamp}
 """
