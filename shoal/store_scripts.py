@@ -31,6 +31,11 @@ TRANSITION = (
 local a = cjson.decode(ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', ''} end
+if status == a.to then
+  -- The same call again (the client retried after losing the reply): it took effect.
+  local held = redis.call('HGET', KEYS[1], 'lease_token')
+  if held and (held == a.token or held == a.new_token) then return {'ok', status} end
+end
 if not string.find(' ' .. a.from .. ' ', ' ' .. status .. ' ', 1, true) then
   return {'refused', status}
 end
@@ -105,6 +110,9 @@ CREATE = (
     _NOW
     + """
 local a = cjson.decode(ARGV[1])
+-- Ids are random: an existing record means this call ran before (a retried reply).
+local created = redis.call('HGET', KEYS[1], 'created_at')
+if created then return {'created', a.id, created} end
 if KEYS[4] ~= '' then
   local prior = redis.call('HMGET', KEYS[4], 'job', 'fingerprint', 'open_until')
   -- A key whose job has expired is free again.

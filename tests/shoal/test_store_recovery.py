@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 
 from shoal import keys
 from shoal.errors import Conflict, TooManyRequests, Unavailable
-from shoal.jobs import JobRequest, JobStatus
+from shoal.jobs import AudioFormat, JobRequest, JobStatus, StoredAudio
 from shoal.settings import Settings
 from shoal.store import AsyncJobStore, JobStore
 from tests.conftest import private_redis
@@ -258,3 +258,44 @@ def test_redis_out_of_memory_is_a_clear_refusal_that_changes_nothing(
     finally:
         full_redis.config_set("maxmemory", "0")
     assert store.claim(queued, "w1")[0].ok
+
+
+def test_a_transition_retried_after_a_lost_reply_is_not_refused(
+    settings: Settings, store: JobStore
+) -> None:
+    """redis-py retries a command whose reply was lost: the script then runs twice."""
+    job_id = _create(settings)
+    claim = store.commands.claim(job_id, "w1", "token-1")
+    assert store._run(claim).ok
+    assert store._run(claim).ok  # the replay, not a refused claim that would drop the job
+    record = store.get(job_id)
+    assert record is not None and record.attempts == 1
+    done = store.commands.succeed(job_id, "token-1", _audio(job_id), time.time())
+    assert store._run(done).ok
+    assert store._run(done).ok  # not "refused": the worker keeps its audio
+    # Someone else's call is still refused.
+    other = store.commands.succeed(job_id, "token-2", _audio(job_id), time.time())
+    assert store._run(other).result == "refused"
+
+
+def test_a_create_retried_after_a_lost_reply_makes_one_job(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    async def twice(store: AsyncJobStore) -> tuple[str, str]:
+        call = store.commands.create(JobRequest(text="Hi"), "tests", None, 0.0)
+        first, again = await store._run(call), await store._run(call)
+        return first.job_id, again.job_id
+
+    first, again = _async(settings, twice)
+    assert first == again
+    assert sync_redis.llen(keys.TTS_QUEUE) == 1
+
+
+def _audio(job_id: str) -> StoredAudio:
+    return StoredAudio(
+        key=f"audio/{job_id}/1.wav",
+        format=AudioFormat.WAV,
+        sample_rate=22050,
+        duration_seconds=1.0,
+        bytes=100,
+    )
