@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response
 from fastapi.responses import RedirectResponse
 
-from api.deps import CallerDep, ServicesDep, api_key
+from api.deps import CallerDep, Services, ServicesDep, api_key
 from api.metrics import JOBS_SUBMITTED
 from api.problems import Problem
 from api.routes.voices import check_voice
 from shoal.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from shoal.jobs import Job, JobRecord, JobRequest, JobStatus
 from shoal.ssrf import check_at_submit
-from shoal.store import EVENT_FOR_STATUS
+from shoal.store import EVENT_FOR_STATUS, Created
 from shoal.views import present_job
 from shoal.webhooks import WebhookSpec
 
@@ -80,6 +80,24 @@ def _prefer_wait(prefer: str | None, cap: float) -> float:
     return min(float(match.group(1)), cap) if match else 0.0
 
 
+async def accept(
+    services: Services, body: JobRequest, caller: str, idempotency_key: str | None
+) -> Created:
+    """Check a job request and queue it: what every route that makes a job does."""
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            code="invalid_idempotency_key",
+        )
+    await check_voice(services, body.voice, body.language)
+    if body.webhook is not None:
+        await _check_webhook(services, body.webhook)
+    created = await services.store.create(body, caller, idempotency_key)
+    if created.record is not None:
+        JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
+    return created
+
+
 @router.post(
     "",
     status_code=202,
@@ -105,20 +123,10 @@ async def create_job(
     ] = None,
 ) -> Response:
     """Queue a job; `202` with the job at once, or `200` once it finished within `Prefer: wait`."""
-    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise InvalidRequest(
-            "Idempotency-Key must be 1-255 printable ASCII characters",
-            code="invalid_idempotency_key",
-        )
-    await check_voice(services, body.voice, body.language)
-    if body.webhook is not None:
-        await _check_webhook(services, body.webhook)
-    created = await services.store.create(body, caller, idempotency_key)
+    created = await accept(services, body, caller, idempotency_key)
     headers = {"Location": f"/v1/jobs/{created.job_id}"}
     record = created.record
-    if record is not None:
-        JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
-    else:
+    if record is None:
         headers["Idempotent-Replayed"] = "true"
     wait = _prefer_wait(prefer, services.settings.max_wait_seconds)
     if wait:
@@ -197,3 +205,21 @@ async def redeliver_webhook(job_id: str, services: ServicesDep) -> Job:
             code="no_webhook_event",
         )
     return await present(services, record)
+
+
+@router.get(
+    "/{job_id}/stream",
+    summary="Stream a job's audio as it is made",
+    response_class=Response,
+    responses={200: {"description": "The audio, from its first piece."}, **_problems(401, 404)},
+)
+async def stream_audio(job_id: str, services: ServicesDep) -> Response:
+    """The audio of a job submitted with `stream: true`, piece by piece as the worker
+    speaks, from the first piece whenever you connect; for any other job, its file
+    once it succeeds. Waits up to `SHOAL_SYNC_WAIT_SECONDS` for each piece.
+    """
+    from api.speech import audio_pieces, streaming_response
+
+    record = await _load(services, job_id)
+    pieces = audio_pieces(services, job_id)
+    return await streaming_response(pieces, record.input.format.content_type, job_id)
