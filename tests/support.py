@@ -116,7 +116,7 @@ def decode_any(data: bytes, audio_format: str, pcm_rate: int = 0) -> Decoded:
     import av
 
     with av.open(io.BytesIO(data)) as container:
-        frames = [frame for frame in container.decode(audio=0)]
+        frames = list(container.decode(audio=0))
     assert frames, f"no audio in {len(data)} bytes of {audio_format}"
     samples = np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
     if samples.dtype.kind == "i":

@@ -14,7 +14,7 @@ import fishaudio
 import httpx
 import msgpack
 import pytest
-from fishaudio.types import Prosody, ReferenceAudio, TTSConfig
+from fishaudio.types import ReferenceAudio, TTSConfig
 
 from shoal import keys
 from tests.api.test_openai_speech import SENTENCE, STORY
@@ -37,7 +37,7 @@ def post_msgpack(url: str, body: dict[str, Any], **headers: str) -> httpx.Respon
 
 @pytest.mark.parametrize(
     ("audio_format", "sample_rate"),
-    [("mp3", 22050), ("wav", 22050), ("opus", 48000)] + [("pcm", 44100)],
+    [("mp3", 22050), ("wav", 22050), ("opus", 48000), ("pcm", 44100)],
 )
 def test_the_fishaudio_client_gets_each_format(
     live: Live, audio_format: str, sample_rate: int

@@ -39,8 +39,14 @@ def oai(live: Live) -> Iterator[openai.OpenAI]:
 
 @pytest.mark.parametrize(
     ("response_format", "sample_rate"),
-    [("mp3", 22050), ("opus", 48000), ("aac", 22050), ("flac", 22050), ("wav", 22050)]
-    + [("pcm", 24000)],
+    [
+        ("mp3", 22050),
+        ("opus", 48000),
+        ("aac", 22050),
+        ("flac", 22050),
+        ("wav", 22050),
+        ("pcm", 24000),
+    ],
 )
 def test_every_format_decodes_to_speech(
     oai: openai.OpenAI, response_format: str, sample_rate: int
@@ -138,15 +144,17 @@ def test_a_job_that_outlasts_the_wait_names_its_id_and_is_not_retried(
 
 
 def test_streamed_audio_starts_before_the_job_ends(paced: Live) -> None:
-    with speech_client(paced.url) as client:
-        with client.audio.speech.with_streaming_response.create(
+    with (
+        speech_client(paced.url) as client,
+        client.audio.speech.with_streaming_response.create(
             model="tts-1", voice="alloy", input=STORY, response_format="pcm", stream_format="audio"
-        ) as response:
-            job_id = response.headers["x-shoal-job-id"]
-            chunks = response.iter_bytes()
-            first = next(chunks)
-            first_at = time.time()
-            data = first + b"".join(chunks)
+        ) as response,
+    ):
+        job_id = response.headers["x-shoal-job-id"]
+        chunks = response.iter_bytes()
+        first = next(chunks)
+        first_at = time.time()
+        data = first + b"".join(chunks)
     with httpx.Client(base_url=paced.url) as http:
         job = wait_for_job(http, job_id)  # the stream ends before the file is stored
     assert job["status"] == "succeeded"
