@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,6 +150,19 @@ def recording(
     buffer = io.BytesIO()
     sf.write(buffer, samples, sample_rate, format=audio_format)
     return buffer.getvalue()
+
+
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real `shoal` command in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "shoal.cli", *args],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def storage_settings(env: Env) -> Any:
