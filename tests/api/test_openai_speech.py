@@ -112,17 +112,24 @@ def test_errors_come_in_openai_shape(
     assert live.redis.llen(keys.TTS_QUEUE) == before  # nothing queued
 
 
-def test_a_wrong_api_key_is_an_openai_authentication_error(live: Live) -> None:
+def test_keys_and_voice_mapping_of_a_configured_gateway(live: Live) -> None:
+    configured = live.env.with_(SHOAL_API_KEYS="right-key", SHOAL_OPENAI_VOICES="nova=de")
     with (
-        gateway(live.env.with_(SHOAL_API_KEYS="right-key")) as url,
+        gateway(configured) as url,
         speech_client(url, api_key="wrong-key") as wrong,
         speech_client(url, api_key="right-key") as right,
     ):
         with pytest.raises(openai.AuthenticationError) as raised:
             wrong.audio.speech.create(model="tts-1", voice="alloy", input="Hi")
         assert raised.value.code == "unauthorized"
-        audio = right.audio.speech.create(model="tts-1", voice="alloy", input="Hi").read()
-        assert decode_any(audio, "mp3").duration > 0.2
+        assert raised.value.type == "authentication_error"
+        response = right.audio.speech.with_raw_response.create(
+            model="tts-1", voice="nova", input="Guten Tag."
+        )
+        assert decode_any(response.content, "mp3").duration > 0.2
+        job_id = response.headers["x-shoal-job-id"]
+        stored = json.loads(live.redis.hget(keys.job(job_id), "input") or "")
+        assert stored["voice"] == "de"  # nova, as SHOAL_OPENAI_VOICES maps it
 
 
 def test_a_job_that_outlasts_the_wait_names_its_id_and_is_not_retried(
