@@ -18,7 +18,7 @@ from api.deps import Services
 from api.limits import BodySizeLimit
 from api.metrics import HttpMetrics
 from api.problems import install_problem_handlers
-from api.routes import fish_speech, jobs, openai_speech, system, voices
+from api.routes import fish_speech, jobs, openai_speech, streams, system, voices
 from shoal.audio_stream import AudioStreams
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    routers = (jobs, voices, fish_speech, openai_speech, system)
+    routers = (jobs, streams, voices, fish_speech, openai_speech, system)
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(HttpMetrics)

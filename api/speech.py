@@ -84,7 +84,7 @@ def job_failure(record: JobRecord) -> ShoalError:
     )
 
 
-def _not_found(job_id: str) -> NotFound:
+def not_found(job_id: str) -> NotFound:
     return NotFound(f"no job {job_id!r}: the id is wrong or the job expired", code="job_not_found")
 
 
@@ -131,7 +131,7 @@ async def whole_audio(services: Services, job_id: str) -> Response:
     wait = services.settings.sync_wait_seconds
     record = await services.store.wait(job_id, wait)
     if record is None:
-        raise _not_found(job_id)
+        raise not_found(job_id)
     if not record.status.is_terminal:
         raise _still_running(record, wait)
     if record.status is not JobStatus.SUCCEEDED or record.audio is None:
@@ -178,7 +178,7 @@ async def audio_pieces(services: Services, job_id: str) -> AsyncIterator[bytes]:
             continue
         record = await services.store.get(job_id)
         if record is None:
-            raise _not_found(job_id)
+            raise not_found(job_id)
         if finished:
             async for data in _settle(services, record, sent):
                 yield data

@@ -205,21 +205,3 @@ async def redeliver_webhook(job_id: str, services: ServicesDep) -> Job:
             code="no_webhook_event",
         )
     return await present(services, record)
-
-
-@router.get(
-    "/{job_id}/stream",
-    summary="Stream a job's audio as it is made",
-    response_class=Response,
-    responses={200: {"description": "The audio, from its first piece."}, **_problems(401, 404)},
-)
-async def stream_audio(job_id: str, services: ServicesDep) -> Response:
-    """The audio of a job submitted with `stream: true`, piece by piece as the worker
-    speaks, from the first piece whenever you connect; for any other job, its file
-    once it succeeds. Waits up to `SHOAL_SYNC_WAIT_SECONDS` for each piece.
-    """
-    from api.speech import audio_pieces, streaming_response
-
-    record = await _load(services, job_id)
-    pieces = audio_pieces(services, job_id)
-    return await streaming_response(pieces, record.input.format.content_type, job_id)
