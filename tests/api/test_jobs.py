@@ -179,4 +179,3 @@ def test_api_keys_are_enforced(live: Live) -> None:
             )
             assert ok.status_code == 202
         assert httpx.get(f"{url}/healthz").status_code == 200  # probes stay open
-

@@ -8,7 +8,6 @@ import pytest
 from tests.support import decode_any, wait_for_job
 
 
-
 def test_a_streamed_job_can_be_heard_from_the_start_by_a_late_reader(
     client: httpx.Client,
 ) -> None:
