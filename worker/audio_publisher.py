@@ -16,18 +16,33 @@ from shoal.audio_stream import AudioStreamWriter
 from shoal.jobs import JobRecord
 from shoal.settings import Settings
 from worker.audio import StreamEncoder
+from worker.engines.base import Speech
 
 
 class AudioPublisher:
+    """Silence at the start is held back until speech comes: a job whose text makes
+    no audible speech (it fails with `no_speech`) then publishes nothing, and its
+    reader gets that error instead of a stream cut short."""
+
     def __init__(self, writer: AudioStreamWriter, encoder: StreamEncoder) -> None:
         self.writer = writer
         self.encoder = encoder
+        self._held: list[npt.NDArray[np.float32]] | None = []
 
     def on_audio(self, samples: npt.NDArray[np.float32]) -> None:
+        if self._held is not None:
+            self._held.append(samples)
+            if not Speech(samples, 1).audible():
+                return
+            samples, self._held = np.concatenate(self._held), None
         self.writer.append(self.encoder.feed(samples))
 
     def finish(self) -> None:
-        self.writer.append(self.encoder.finish(), end=True)
+        """After the whole speech was found audible: the rest of the file, and its end."""
+        held = np.concatenate(self._held) if self._held else None
+        self._held = None
+        data = self.encoder.feed(held) if held is not None else b""
+        self.writer.append(data + self.encoder.finish(), end=True)
 
 
 def publisher_for(

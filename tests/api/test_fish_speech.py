@@ -119,6 +119,14 @@ def test_a_body_that_is_not_msgpack_or_json_is_a_400(live: Live) -> None:
     assert worse.status_code == 400 and worse.json()["code"] == "malformed_json"
 
 
+def test_a_stream_whose_job_fails_first_is_an_error_naming_the_job(live: Live) -> None:
+    response = post_msgpack(live.url, {"text": "\u200b", "streaming": True})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "no_speech" and problem["job_id"].startswith("job_")
+    assert response.headers["x-shoal-job-id"] == problem["job_id"]
+
+
 def test_health(live: Live) -> None:
     assert httpx.get(f"{live.url}/v1/health").json() == {"status": "ok"}
 

@@ -148,6 +148,12 @@ def test_a_job_that_outlasts_the_wait_names_its_id_and_is_not_retried(
         assert job["status"] == "queued"  # still there, to poll
         # x-should-retry: false kept the client from queueing the text twice more.
         assert httpx.get(f"{url}/v1/queue").json()["queues"]["tts"]["waiting"] == 1
+        with pytest.raises(openai.APIStatusError) as streamed:  # waiting for a first piece
+            client.audio.speech.create(
+                model="tts-1", voice="alloy", input="Nor this.", stream_format="audio"
+            )
+        assert streamed.value.status_code == 504 and streamed.value.code == "synthesis_timeout"
+        assert httpx.get(f"{url}/v1/queue").json()["queues"]["tts"]["waiting"] == 2
 
 
 def test_streamed_audio_starts_before_the_job_ends(paced: Live) -> None:
