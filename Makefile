@@ -45,10 +45,11 @@ test: install-dev lint
 deploy-check: install-dev
 	$(BIN)/pytest tests/deploy -q
 
-## bench: gateway and pipeline benchmarks against same-run baselines (a few minutes)
+## bench: gateway, pipeline and streaming benchmarks against same-run baselines (a few minutes)
 bench: install-dev wrk
 	$(BIN)/python -m bench.gateway
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.streaming
 
 # The load generator: Debian's wrk (C, not the bottleneck).
 wrk:

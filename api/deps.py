@@ -12,6 +12,7 @@ import redis.asyncio as aredis
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shoal.audio_stream import AudioStreams
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unauthorized
 from shoal.registry import load_catalog
@@ -36,6 +37,7 @@ class Services:
     deliveries: AsyncDeliveries
     webhook_allow: Allowlist
     voices: AsyncVoiceStore
+    streams: AudioStreams
     _catalog: tuple[float, Catalog | None] = field(default=(0.0, None))
 
     async def catalog(self) -> Catalog | None:

@@ -18,7 +18,8 @@ from api.deps import Services
 from api.limits import BodySizeLimit
 from api.metrics import HttpMetrics
 from api.problems import install_problem_handlers
-from api.routes import jobs, system, voices
+from api.routes import fish_speech, jobs, openai_speech, streams, system, voices
+from shoal.audio_stream import AudioStreams
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
 from shoal.logs import configure_logging, get_logger
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         AsyncDeliveries(client),
         Allowlist.parse(settings.webhook_allow_hosts),
         AsyncVoiceStore(client, storage),
+        AudioStreams(settings.redis_url),
     )
     if not settings.api_keys:
         log.warning("authentication is off: SHOAL_API_KEYS is empty")
@@ -70,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         maintenance.cancel()
         with suppress(asyncio.CancelledError):
             await maintenance
+        await services.streams.aclose()
         await client.aclose()
 
 
@@ -85,12 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for router in (jobs.router, voices.router, system.router):
-        app.include_router(router)
+    routers = (jobs, streams, voices, fish_speech, openai_speech, system)
+    for module in routers:
+        app.include_router(module.router)
     app.add_middleware(HttpMetrics)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        path_limits={"/v1/voices": UPLOAD_LIMIT_BYTES},
+        # Voices, and Fish Speech requests with their reference recordings inline.
+        path_limits={"/v1/voices": UPLOAD_LIMIT_BYTES, "/v1/tts": UPLOAD_LIMIT_BYTES},
     )
     return app

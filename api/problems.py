@@ -33,7 +33,11 @@ _VALIDATION_CODES = {
     "dict_type": "invalid_type",
 }
 _PYDANTIC_TYPES = frozenset(get_args(ErrorType))
-_FIELD_CODES = {"format": "unsupported_format", "language": "invalid_language"}
+_FIELD_CODES = {
+    "format": "unsupported_format",
+    "response_format": "unsupported_format",
+    "language": "invalid_language",
+}
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
@@ -79,14 +83,20 @@ def _validation_code(error: dict[str, Any]) -> str:
     return "invalid_type" if kind.endswith(("_type", "_parsing")) else "invalid_value"
 
 
-async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_problems(exc: RequestValidationError) -> tuple[int, list[dict[str, Any]]]:
+    """The status (400 for a body that is not JSON, else 422) and each invalid field."""
     errors = [
         {"field": _field(tuple(e["loc"])), "code": _validation_code(e), "message": e["msg"]}
         for e in exc.errors()
     ]
+    return (400 if errors[0]["code"] == "malformed_json" else 422), errors
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    status, errors = validation_problems(exc)
     first = errors[0]
-    if first["code"] == "malformed_json":
+    if status == 400:
         return problem_response(
             400, "malformed_json", f"the body is not valid JSON: {first['message']}"
         )
@@ -98,10 +108,15 @@ async def _on_shoal_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShoalError)
     if exc.status >= 500:
         log.error("request failed", code=exc.code, error=exc.message)
+    return problem_response(exc.status, exc.code, exc.message, error_headers(exc), **exc.extra)
+
+
+def error_headers(exc: ShoalError) -> dict[str, str]:
+    """What the response to `exc` must say besides its body (its own `headers` included)."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
     if exc.status in (429, 503):
         headers["Retry-After"] = str(exc.extra.get("retry_after", DEFAULT_RETRY_AFTER_SECONDS))
-    return problem_response(exc.status, exc.code, exc.message, headers, **exc.extra)
+    return {**headers, **exc.headers}
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -24,12 +24,20 @@ class ShoalError(Exception):
     status: ClassVar[int] = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        self.extra = extra
+        self.headers = headers or {}  # HTTP headers the response must carry
+        self.extra = extra  # more fields for the problem body
 
 
 class InvalidRequest(ShoalError):

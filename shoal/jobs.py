@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from shoal.settings import get_settings
@@ -43,11 +51,19 @@ class AudioFormat(StrEnum):
     WAV = "wav"
     FLAC = "flac"
     MP3 = "mp3"
-    OGG = "ogg"
+    OGG = "ogg"  # Vorbis
+    OPUS = "opus"  # Opus in Ogg, at 48 kHz (or 8, 12, 16, 24 kHz when asked)
+    AAC = "aac"  # AAC-LC in ADTS frames
+    PCM = "pcm"  # raw signed 16-bit little-endian mono, no header
 
     @property
     def content_type(self) -> str:
         return _CONTENT_TYPES[self]
+
+    @property
+    def streamable(self) -> bool:
+        """Whether the audio can be sent while it is made (every format but Vorbis)."""
+        return self is not AudioFormat.OGG
 
 
 _CONTENT_TYPES = {
@@ -55,7 +71,12 @@ _CONTENT_TYPES = {
     AudioFormat.FLAC: "audio/flac",
     AudioFormat.MP3: "audio/mpeg",
     AudioFormat.OGG: "audio/ogg",
+    AudioFormat.OPUS: "audio/opus",
+    AudioFormat.AAC: "audio/aac",
+    AudioFormat.PCM: "audio/pcm",
 }
+# Rates every encoder accepts (the MPEG family's); Opus itself runs at 8-48 kHz.
+SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 # Validation context for records read back from Redis: they were checked once at
@@ -123,6 +144,20 @@ class JobInput(_Strict):
     )
     format: AudioFormat = Field(default_factory=lambda: AudioFormat(get_settings().default_format))
     engine_params: EngineParams = Field(default_factory=EngineParams)
+    speed: float = Field(
+        1.0, ge=0.25, le=4.0, description="Speaking rate: 2.0 is twice as fast, pitch kept."
+    )
+    sample_rate: int | None = Field(
+        None,
+        description="Resample to this rate (Hz); the engine's own rate when absent. "
+        f"One of {', '.join(map(str, SAMPLE_RATES))}.",
+        examples=[24000],
+    )
+    stream: bool = Field(
+        False,
+        description="Publish the audio while it is synthesized, to read from "
+        "GET /v1/jobs/{id}/stream before the job ends.",
+    )
 
     @field_serializer("engine_params")
     def _only_given_params(self, params: EngineParams) -> dict[str, Any]:
@@ -143,6 +178,27 @@ class JobInput(_Strict):
                 {"length": len(text), "limit": limit},
             )
         return text
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _rate_is_standard(cls, rate: int | None) -> int | None:
+        if rate is not None and rate not in SAMPLE_RATES:
+            raise PydanticCustomError(
+                "unsupported_sample_rate",
+                "sample_rate {rate} is not one of {rates}",
+                {"rate": rate, "rates": ", ".join(map(str, SAMPLE_RATES))},
+            )
+        return rate
+
+    @model_validator(mode="after")
+    def _stream_fits_format(self) -> Self:
+        if self.stream and not self.format.streamable:
+            raise PydanticCustomError(
+                "format_not_streamable",
+                "format {format!r} cannot be streamed; ask for opus, mp3 or another format",
+                {"format": self.format.value},
+            )
+        return self
 
     @field_validator("language")
     @classmethod

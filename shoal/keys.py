@@ -51,6 +51,11 @@ def done_channel(job_id: str) -> str:
     return f"{PREFIX}:done:{job_id}"
 
 
+def audio_stream(job_id: str) -> str:
+    """Redis Stream of a streamed job's audio, piece by piece (bounded, expiring)."""
+    return f"{PREFIX}:audio-stream:{job_id}"
+
+
 def inflight(queue: str) -> str:
     """Hash of work running from `queue`: job id -> worker, or delivery -> worker."""
     return f"{PREFIX}:inflight:{queue}"

@@ -33,6 +33,14 @@ class QueueCounts(BaseModel):
     running: int = Field(description="Jobs a worker is running now.")
 
 
+class QueueState(BaseModel):
+    """GET /v1/queue."""
+
+    queues: dict[str, QueueCounts]
+    oldest_waiting_seconds: float = Field(description="Age of the oldest job not yet started.")
+    workers: list[WorkerInfo] = Field(description="Workers seen in the last few heartbeats.")
+
+
 def register_worker(client: redis.Redis, info: WorkerInfo, catalog: Catalog | None) -> None:
     with client.pipeline() as pipe:
         if catalog is not None:

@@ -72,8 +72,22 @@ class Settings(BaseSettings):
     api_keys: CommaList = Field(default_factory=list)
     max_text_chars: int = Field(5000, ge=1)
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest JSON request body.")
-    default_format: Literal["wav", "flac", "mp3", "ogg"] = "wav"
+    default_format: Literal["wav", "flac", "mp3", "ogg", "opus", "aac", "pcm"] = "wav"
     max_wait_seconds: float = Field(60.0, ge=0, description="Cap of `Prefer: wait=N`.")
+    sync_wait_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long POST /v1/tts and /v1/audio/speech wait for audio (or, streaming, "
+        "for its next piece) before answering 504 with the job id to poll.",
+    )
+    audio_stream_ttl_seconds: int = Field(
+        600, ge=10, description="A streamed job's pieces stay in Redis this long after the last."
+    )
+    openai_voices: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="OpenAI voice name -> shoal voice id, e.g. 'alloy=en-us,nova=voice_...'; "
+        "OpenAI names not listed speak with the engine's default voice.",
+    )
     voice_min_seconds: float = Field(2.0, gt=0, description="Shortest reference recording.")
     voice_max_seconds: float = Field(30.0, gt=0, description="Longest reference recording.")
     voice_max_transcript_chars: int = Field(1000, ge=1, description="Longest transcript.")
@@ -138,6 +152,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("openai_voices", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, voice = part.partition("=")
+            if not sep or not name.strip() or not voice.strip():
+                raise ValueError(f"{part!r} is not name=voice")
+            pairs[name.strip().lower()] = voice.strip()
+        return pairs
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

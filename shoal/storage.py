@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 AUDIO_PREFIX = "audio/"
+# Reference recordings sent inline with a request (shoal.voice_store): they expire too.
+INLINE_VOICES_PREFIX = "voices/voice_inline_"
 
 
 def audio_key(job_id: str, attempt: int, audio_format: AudioFormat) -> str:
@@ -95,11 +97,15 @@ class Storage:
             LifecycleConfiguration={
                 "Rules": [
                     {
-                        "ID": "shoal-audio-expiry",
+                        "ID": rule,
                         "Status": "Enabled",
-                        "Filter": {"Prefix": AUDIO_PREFIX},
+                        "Filter": {"Prefix": prefix},
                         "Expiration": {"Days": days},
                     }
+                    for rule, prefix in (
+                        ("shoal-audio-expiry", AUDIO_PREFIX),
+                        ("shoal-inline-voice-expiry", INLINE_VOICES_PREFIX),
+                    )
                 ]
             },
         )

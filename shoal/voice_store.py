@@ -13,6 +13,8 @@ The gateway uses `AsyncVoiceStore`, workers `VoiceStore`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import secrets
 import time
@@ -28,15 +30,22 @@ import soundfile as sf
 from shoal import keys
 from shoal.errors import InvalidRequest
 from shoal.settings import Settings
-from shoal.storage import Storage
+from shoal.storage import INLINE_VOICES_PREFIX, Storage
 from shoal.voices import VoiceRecord
 
 VOICE_PREFIX = "voices/"
+INLINE_ID_PREFIX = INLINE_VOICES_PREFIX.removeprefix(VOICE_PREFIX)
 
 
 def new_voice_id() -> str:
     """Server-generated, URL-safe and unguessable (128 random bits)."""
     return "voice_" + secrets.token_urlsafe(16)
+
+
+def inline_voice_id(owner: str, audio: bytes, transcript: str) -> str:
+    """The same reference sent again by the same caller is the same voice (codes reused)."""
+    digest = hashlib.sha256(owner.encode() + b"\0" + transcript.encode() + b"\0" + audio)
+    return INLINE_ID_PREFIX + base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
 
 
 def codes_key(voice_id: str, fingerprint: str) -> str:
@@ -103,6 +112,19 @@ def check_reference(recording: Recording, transcript: str, settings: Settings) -
     return text
 
 
+def _record(voice_id: str, recording: Recording, transcript: str, name: str | None) -> VoiceRecord:
+    return VoiceRecord(
+        id=voice_id,
+        name=name,
+        transcript=transcript,
+        duration_seconds=round(recording.duration_seconds, 3),
+        sample_rate=recording.sample_rate,
+        format=recording.format,
+        created_at=datetime.now(UTC),
+        audio_key=f"{VOICE_PREFIX}{voice_id}/reference.{recording.format}",
+    )
+
+
 class VoiceStore:
     """Workers: read a voice, its recording, and the codes derived from it."""
 
@@ -137,28 +159,38 @@ class AsyncVoiceStore:
     async def create(
         self, data: bytes, recording: Recording, transcript: str, name: str | None
     ) -> VoiceRecord:
-        voice_id = new_voice_id()
-        record = VoiceRecord(
-            id=voice_id,
-            name=name,
-            transcript=transcript,
-            duration_seconds=round(recording.duration_seconds, 3),
-            sample_rate=recording.sample_rate,
-            format=recording.format,
-            created_at=datetime.now(UTC),
-            audio_key=f"{VOICE_PREFIX}{voice_id}/reference.{recording.format}",
-        )
+        record = _record(new_voice_id(), recording, transcript, name)
         await anyio.to_thread.run_sync(
             self.storage.put, record.audio_key, data, f"audio/{recording.format}"
         )
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(keys.voice(voice_id), record.model_dump_json())
-                pipe.zadd(keys.VOICES, {voice_id: time.time()})
+                pipe.set(keys.voice(record.id), record.model_dump_json())
+                pipe.zadd(keys.VOICES, {record.id: time.time()})
                 await pipe.execute()
         except BaseException:  # no record: leave no recording behind either
             await anyio.to_thread.run_sync(self.storage.delete, [record.audio_key])
             raise
+        return record
+
+    async def inline(
+        self, owner: str, data: bytes, recording: Recording, transcript: str, ttl_seconds: int
+    ) -> VoiceRecord:
+        """A voice for a reference sent inline with a request: unlisted, and it expires.
+
+        Its id comes from the caller and the reference, so sending the same one again
+        reuses the voice and the codes a worker made of it. The record lives
+        `ttl_seconds` from when it was made; its objects expire by the bucket's rule.
+        """
+        voice_id = inline_voice_id(owner, data, transcript)
+        existing = await self.get(voice_id)
+        if existing is not None:
+            return existing
+        record = _record(voice_id, recording, transcript, "inline reference")
+        await anyio.to_thread.run_sync(
+            self.storage.put, record.audio_key, data, f"audio/{recording.format}"
+        )
+        await self.redis.set(keys.voice(voice_id), record.model_dump_json(), ex=ttl_seconds)
         return record
 
     async def get(self, voice_id: str) -> VoiceRecord | None:

@@ -79,3 +79,14 @@ class VoiceRecord(ClonedVoice):
 
     def public(self) -> ClonedVoice:
         return ClonedVoice.model_validate(self.model_dump(exclude={"audio_key"}))
+
+
+class VoiceList(BaseModel):
+    """GET /v1/voices: what jobs can name."""
+
+    engine: str
+    default_voice: str | None
+    voices: list[Voice] = Field(description="The engine's own voices.")
+    languages: dict[str, str] | None
+    cloning: bool = Field(description="Whether this engine speaks cloned voices.")
+    cloned_voices: list[ClonedVoice] = Field(description="Voices made with POST /v1/voices.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +108,24 @@ def decode(data: bytes) -> Decoded:
     return Decoded(samples, sample_rate)
 
 
+def decode_any(data: bytes, audio_format: str, pcm_rate: int = 0) -> Decoded:
+    """Any format shoal makes: raw PCM (at `pcm_rate`) by hand, the rest through FFmpeg (PyAV),
+    which also reads what libsndfile cannot (AAC, and FLAC streamed with its length unknown).
+    """
+    if audio_format == "pcm":
+        assert len(data) % 2 == 0, "16-bit PCM has an even number of bytes"
+        return Decoded(np.frombuffer(data, "<i2").astype(np.float32) / 32768.0, pcm_rate)
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        frames = list(container.decode(audio=0))
+    assert frames, f"no audio in {len(data)} bytes of {audio_format}"
+    samples = np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
+    if samples.dtype.kind == "i":
+        samples = samples / float(np.iinfo(samples.dtype).max)
+    return Decoded(samples.astype(np.float32), frames[0].sample_rate)
+
+
 def assert_speech(audio: Decoded, sample_rate: int, min_seconds: float, max_seconds: float) -> None:
     assert audio.sample_rate == sample_rate
     assert min_seconds <= audio.duration <= max_seconds, audio.duration
@@ -130,6 +150,19 @@ def recording(
     buffer = io.BytesIO()
     sf.write(buffer, samples, sample_rate, format=audio_format)
     return buffer.getvalue()
+
+
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real `shoal` command in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "shoal.cli", *args],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def storage_settings(env: Env) -> Any:

@@ -41,7 +41,8 @@ from shoal.store import JobStore, Transition
 from shoal.voice_store import VoiceStore
 from shoal.voices import VoiceRecord
 from worker import metrics
-from worker.audio import encode
+from worker.audio import encode, prepare
+from worker.audio_publisher import publisher_for
 from worker.engines import Engine, SynthesisRequest
 from worker.heartbeat import Heartbeat, RunningJob
 
@@ -205,6 +206,8 @@ class JobRunner:
     def _synthesize(self, record: JobRecord, running: RunningJob, stages: Stages) -> StoredAudio:
         job_input = record.input
         voice, cloned = self._voice(job_input.voice, job_input.language)
+        engine_rate = self.engine.catalog().sample_rate
+        publisher = publisher_for(self.store.redis, record, engine_rate, self.settings)
         request = SynthesisRequest(
             text=job_input.text,
             voice=voice,
@@ -212,6 +215,7 @@ class JobRunner:
             language=job_input.language,
             params=job_input.engine_params,
             should_stop=running.should_stop,
+            on_audio=publisher.on_audio if publisher else None,
         )
         with stages("synthesize"):
             speech = self.engine.synthesize(request)
@@ -219,7 +223,10 @@ class JobRunner:
             raise Canceled("the job stopped while it ran")
         if not speech.audible():
             raise SynthesisError("the text produced no audible speech", code="no_speech")
+        if publisher:
+            publisher.finish()
         with stages("encode"):
+            speech = prepare(speech, job_input)  # speed and sample rate
             data = encode(speech, job_input.format)
         key = audio_key(record.id, record.attempts, job_input.format)
         with stages("upload"):

@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response
 from fastapi.responses import RedirectResponse
 
-from api.deps import CallerDep, ServicesDep, api_key
+from api.deps import CallerDep, Services, ServicesDep, api_key
 from api.metrics import JOBS_SUBMITTED
 from api.problems import Problem
 from api.routes.voices import check_voice
 from shoal.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from shoal.jobs import Job, JobRecord, JobRequest, JobStatus
 from shoal.ssrf import check_at_submit
-from shoal.store import EVENT_FOR_STATUS
+from shoal.store import EVENT_FOR_STATUS, Created
 from shoal.views import present_job
 from shoal.webhooks import WebhookSpec
 
@@ -80,6 +80,33 @@ def _prefer_wait(prefer: str | None, cap: float) -> float:
     return min(float(match.group(1)), cap) if match else 0.0
 
 
+async def accept(
+    services: Services,
+    body: JobRequest,
+    caller: str,
+    idempotency_key: str | None,
+    hold_seconds: float = 0.0,
+) -> Created:
+    """Check a job request and queue it: what every route that makes a job does.
+
+    `hold_seconds`: how long this request stays open; a replay of its Idempotency-Key
+    meanwhile is 409 (in progress). The synchronous compatible routes hold nothing: a
+    retry of theirs (its connection lost) joins the wait for the same job.
+    """
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            code="invalid_idempotency_key",
+        )
+    await check_voice(services, body.voice, body.language)
+    if body.webhook is not None:
+        await _check_webhook(services, body.webhook)
+    created = await services.store.create(body, caller, idempotency_key, hold_seconds)
+    if created.record is not None:
+        JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
+    return created
+
+
 @router.post(
     "",
     status_code=202,
@@ -108,21 +135,11 @@ async def create_job(
     ] = None,
 ) -> Response:
     """Queue a job; `202` with the job at once, or `200` once it finished within `Prefer: wait`."""
-    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise InvalidRequest(
-            "Idempotency-Key must be 1-255 printable ASCII characters",
-            code="invalid_idempotency_key",
-        )
-    await check_voice(services, body.voice, body.language)
-    if body.webhook is not None:
-        await _check_webhook(services, body.webhook)
     wait = _prefer_wait(prefer, services.settings.max_wait_seconds)
-    created = await services.store.create(body, caller, idempotency_key, hold_seconds=wait)
+    created = await accept(services, body, caller, idempotency_key, hold_seconds=wait)
     headers = {"Location": f"/v1/jobs/{created.job_id}"}
     record = created.record
-    if record is not None:
-        JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
-    else:
+    if record is None:
         headers["Idempotent-Replayed"] = "true"
     try:
         if wait:

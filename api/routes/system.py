@@ -10,19 +10,13 @@ from api.deps import ServicesDep, api_key
 from api.metrics import render_metrics
 from shoal import registry
 from shoal.errors import Unavailable
-from shoal.registry import QueueCounts, WorkerInfo
+from shoal.registry import QueueState
 
 router = APIRouter(tags=["system"])
 
 
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
-
-
-class QueueState(BaseModel):
-    queues: dict[str, QueueCounts]
-    oldest_waiting_seconds: float = Field(description="Age of the oldest job not yet started.")
-    workers: list[WorkerInfo] = Field(description="Workers seen in the last few heartbeats.")
 
 
 @router.get("/healthz", summary="The process is alive")

@@ -6,13 +6,12 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
-from pydantic import BaseModel, Field
 
 from api.deps import Services, ServicesDep, api_key
 from api.problems import Problem
 from shoal.errors import InvalidRequest, NotFound
 from shoal.voice_store import check_reference, decode_recording
-from shoal.voices import ClonedVoice, Voice
+from shoal.voices import ClonedVoice, VoiceList
 
 router = APIRouter(prefix="/v1/voices", tags=["voices"], dependencies=[Depends(api_key)])
 
@@ -22,15 +21,6 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": Problem, "content": {"application/problem+json": {}}}
         for status in statuses
     }
-
-
-class VoiceList(BaseModel):
-    engine: str
-    default_voice: str | None
-    voices: list[Voice] = Field(description="The engine's own voices.")
-    languages: dict[str, str] | None
-    cloning: bool = Field(description="Whether this engine speaks cloned voices.")
-    cloned_voices: list[ClonedVoice] = Field(description="Voices made with POST /v1/voices.")
 
 
 async def check_voice(services: Services, voice: str | None, language: str | None) -> None:

@@ -57,3 +57,14 @@ def test_fish_speech_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOAL_FISH_PRECISION", "int4")
     with pytest.raises(ValidationError, match="fish_precision"):
         Settings()
+
+
+def test_openai_voice_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOAL_OPENAI_VOICES", " Alloy=en-us , nova=voice_abc,,")
+    assert Settings().openai_voices == {"alloy": "en-us", "nova": "voice_abc"}
+    monkeypatch.setenv("SHOAL_OPENAI_VOICES", "alloy")
+    with pytest.raises(ValidationError, match="not name=voice"):
+        Settings()
+    monkeypatch.delenv("SHOAL_OPENAI_VOICES")
+    assert Settings().openai_voices == {}
+    assert Settings().sync_wait_seconds == 120 and Settings().audio_stream_ttl_seconds == 600

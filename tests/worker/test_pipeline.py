@@ -5,12 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import assert_speech, decode, wait_for_job
+from shoal.jobs import AudioFormat
+from tests.support import assert_speech, decode, decode_any, wait_for_job
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, twice before breakfast."
 
 
-@pytest.mark.parametrize("audio_format", ["wav", "flac", "mp3", "ogg"])
+@pytest.mark.parametrize("audio_format", ["wav", "flac", "mp3", "ogg", "opus", "aac", "pcm"])
 def test_each_format_decodes_to_real_speech(client: httpx.Client, audio_format: str) -> None:
     job = client.post("/v1/jobs", json={"text": SENTENCE, "format": audio_format}).json()
     done = wait_for_job(client, job["id"])
@@ -20,9 +21,10 @@ def test_each_format_decodes_to_real_speech(client: httpx.Client, audio_format: 
     response = httpx.get(audio["url"])
     assert response.status_code == 200
     assert len(response.content) == audio["bytes"]
-    decoded = decode(response.content)
-    # About 12 words: 3-8 s at espeak's default rate.
-    assert_speech(decoded, 22050, 3.0, 8.0)
+    assert response.headers["content-type"] == AudioFormat(audio_format).content_type
+    decoded = decode_any(response.content, audio_format, pcm_rate=audio["sample_rate"])
+    # About 12 words: 3-8 s at espeak's default rate (Opus is always 8-48 kHz).
+    assert_speech(decoded, 48000 if audio_format == "opus" else 22050, 3.0, 8.0)
     assert abs(decoded.duration - audio["duration_seconds"]) < 0.1  # mp3/ogg pad a little
 
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from shoal.errors import InvalidRequest, SynthesisError
 from shoal.voices import Catalog, Voice
-from worker.engines.base import Speech, SynthesisRequest, stream_whole
+from worker.engines.base import Speech, SynthesisRequest
+from worker.engines.text_chunks import split_text
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 0x02
 _INITIALIZE_DONT_EXIT = 0x8000
@@ -27,6 +28,9 @@ _ENDPAUSE = 0x1000
 _POS_CHARACTER = 1
 
 DEFAULT_VOICE = "en-us"
+# Text is spoken in chunks of whole sentences up to this many characters (or the
+# job's chunk_length), each handed to `on_audio` as soon as it is spoken.
+CHUNK_CHARS = 100
 # BCP-47 tags that name an espeak language differently.
 _ALIASES = {
     "en": "en-us",
@@ -185,11 +189,29 @@ class EspeakEngine:
         return DEFAULT_VOICE
 
     def synthesize(self, request: SynthesisRequest) -> Speech:
+        """Speak the text chunk by chunk (whole sentences), streaming each chunk's audio."""
         voice_id = self._voice_for(request)
         identifier = self._identifiers.get(voice_id)
         if identifier is None:
             raise SynthesisError(f"espeak has no voice {voice_id!r}", code="unknown_voice")
-        text = request.text.encode("utf-8")
+        pieces = []
+        for chunk in split_text(request.text, request.params.chunk_length or CHUNK_CHARS):
+            if request.should_stop():
+                break
+            samples = self._speak(chunk, identifier, voice_id, request)
+            if len(samples):
+                pieces.append(samples)
+                if request.on_audio is not None:
+                    request.on_audio(samples)
+        if not pieces and not request.should_stop():
+            raise SynthesisError("the text produced no speech", code="no_speech")
+        samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+        return Speech(samples=samples, sample_rate=self.sample_rate)
+
+    def _speak(
+        self, chunk: str, identifier: bytes, voice_id: str, request: SynthesisRequest
+    ) -> np.ndarray:
+        text = chunk.encode("utf-8")
         with self._lock:
             self._chunks = []
             self._stop = request.should_stop
@@ -205,6 +227,5 @@ class EspeakEngine:
         if status != 0:
             raise SynthesisError(f"espeak failed with status {status}", code="engine_error")
         if not chunks:
-            raise SynthesisError("the text produced no speech", code="no_speech")
-        samples = np.concatenate(chunks).astype(np.float32) / 32768.0
-        return stream_whole(request, Speech(samples=samples, sample_rate=self.sample_rate))
+            return np.zeros(0, dtype=np.float32)
+        return (np.concatenate(chunks).astype(np.float32) / 32768.0).astype(np.float32)

@@ -87,3 +87,12 @@ def test_a_stop_request_aborts_synthesis(engine: EspeakEngine) -> None:
     stopped = engine.synthesize(SynthesisRequest(text, should_stop=stop.is_set))
     full = engine.synthesize(SynthesisRequest(text))
     assert stopped.duration_seconds < full.duration_seconds / 10
+
+
+def test_a_long_text_is_spoken_and_handed_over_chunk_by_chunk(engine: EspeakEngine) -> None:
+    pieces: list[np.ndarray] = []
+    text = "One short sentence. " * 5 + "Then a much longer one, with a clause or two in it. " * 3
+    speech = engine.synthesize(SynthesisRequest(text, on_audio=pieces.append))
+    assert len(pieces) >= 2  # whole sentences, up to 100 characters each
+    assert np.array_equal(np.concatenate(pieces), speech.samples)
+    assert all(float(np.abs(piece).max()) > 0.01 for piece in pieces)
