@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal import keys
+from shoal import completions, keys
 from worker.celery_app import app
 from worker.runtime import runtime
 
@@ -12,7 +12,10 @@ def synthesize(job_id: str) -> None:
     runner = runtime().runner
     if runner is None:
         raise RuntimeError(f"this worker does not consume {keys.TTS_QUEUE!r}")
-    runner.run(job_id)
+    try:
+        runner.run(job_id)
+    finally:  # the job's end, for completions per second and time to audio
+        completions.record(runtime().redis, job_id)
 
 
 @app.task(name=keys.DELIVER_WEBHOOK_TASK)

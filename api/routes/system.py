@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep, api_key
 from api.metrics import render_metrics
-from shoal import registry
+from shoal import completions, registry
+from shoal.completions import RecentJobs
 from shoal.errors import Unavailable
-from shoal.registry import QueueCounts, WorkerInfo
+from shoal.registry import AutoscalerStatus, QueueCounts, WorkerInfo
 
 router = APIRouter(tags=["system"])
 
@@ -23,6 +26,12 @@ class QueueState(BaseModel):
     queues: dict[str, QueueCounts]
     oldest_waiting_seconds: float = Field(description="Age of the oldest job not yet started.")
     workers: list[WorkerInfo] = Field(description="Workers seen in the last few heartbeats.")
+    recent: RecentJobs = Field(description="Jobs that ended in the last `window` seconds.")
+    autoscaler: AutoscalerStatus | None = Field(
+        None,
+        description="The local autoscaler's replicas (`shoal up --autoscale`); "
+        "null where KEDA scales (read the HPA instead).",
+    )
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -48,10 +57,17 @@ async def metrics(services: ServicesDep) -> Response:
 @router.get(
     "/v1/queue", summary="Waiting and running work, and workers", dependencies=[Depends(api_key)]
 )
-async def queue(services: ServicesDep) -> QueueState:
+async def queue(
+    services: ServicesDep,
+    window: Annotated[
+        float, Query(gt=0, le=600, description="Seconds of `recent` (completions, time to audio).")
+    ] = 30.0,
+) -> QueueState:
     heartbeat = services.settings.lease_seconds / 3
     return QueueState(
         queues=await registry.queue_counts(services.redis),
         oldest_waiting_seconds=round(await registry.oldest_waiting_seconds(services.redis), 3),
         workers=await registry.live_workers(services.redis, heartbeat),
+        recent=await completions.recent(services.redis, window),
+        autoscaler=await registry.load_autoscaler(services.redis),
     )
