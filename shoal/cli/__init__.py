@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal.cli import up  # noqa: F401  registers its commands
+from shoal.cli import report, up, watch  # noqa: F401  register their commands
 from shoal.cli.app import app, console
 
 __all__ = ["app", "console"]
