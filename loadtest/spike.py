@@ -107,58 +107,66 @@ def _command(name: str, argv: list[str], env: dict[str, str], log: Path) -> Proc
     return ProcessSpec(name=name, argv=[sys.executable, "-m", *argv], env=env, log_file=log)
 
 
+def _locust_argv(o: argparse.Namespace, url: str, key: str, out: Path) -> list[str]:
+    return [
+        "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
+        "--host", url, "--api-key", key, "--shape", "spike",
+        "--shape-base", str(o.base), "--shape-peak", str(o.peak),
+        "--shape-seconds", str(o.seconds), "--csv", str(out / "locust"),
+        "--csv-full-history", "--html", str(out / "locust.html"),
+        "--jobs-log", str(out / "jobs.txt"), "--only-summary",
+    ]  # fmt: skip
+
+
+def _spike(o: argparse.Namespace, out: Path, stack: ExitStack) -> tuple[tally.Tally, int]:
+    """Run the stack, the watch and Locust, wait for the drain; the tally and Locust's code."""
+    port, key = free_port(), "lt_" + secrets.token_urlsafe(12)
+    url = f"http://127.0.0.1:{port}"
+    env, client, storage = _storage_and_env(out, stack)
+    shoal_env = {
+        **os.environ,
+        **env,
+        "SHOAL_PORT": str(port),
+        "SHOAL_HOST": "127.0.0.1",
+        "SHOAL_DATA_DIR": str(out / "stack"),
+        "SHOAL_EMULATE_RTF": str(o.rtf),
+        "SHOAL_API_KEYS": key,
+        "SHOAL_AUTOSCALE": "true",
+    }
+    up = _command("shoal up", ["shoal.cli", "up"], shoal_env, out / "shoal-up.log")
+    stack.enter_context(_running(up, timeout=120))
+    with console.status("starting the stack (Redis, S3, gateway, workers, autoscaler)"):
+        _wait(lambda: _autoscaler(client) is not None, o.ready_timeout, "the stack was not ready")
+    watch_argv = ["shoal.cli", "watch", "--url", url, "--no-live", "--interval", "1",
+                  "--window", "15", "--csv", str(out / "watch.csv")]  # fmt: skip
+    watch_env = {**os.environ, "SHOAL_WATCH_API_KEY": key}
+    stack.enter_context(_running(_command("watch", watch_argv, watch_env, out / "watch.log")))
+    with console.status(f"Locust: a spike of {o.peak} users ({o.seconds:g} s)"):
+        argv = _locust_argv(o, url, key, out)
+        locust = spawn(_command("locust", argv, dict(os.environ), out / "locust.log"))
+        try:
+            locust_code = locust.wait(o.seconds + 120)
+        finally:
+            stop(locust, 10)
+    with console.status("waiting for every job to end and the pool to drain"):
+        _wait(lambda: _drained(client, out / "jobs.txt"), o.drain_timeout, "not drained")
+        time.sleep(3)  # a few samples of the pool at rest
+    result = tally.count(
+        tally.accepted_ids(out / "jobs.txt"),
+        tally.stored_jobs(client),
+        tally.audio_objects(storage),
+        moments(read_csv(out / "watch.csv")),
+    )
+    return result, locust_code
+
+
 def main() -> int:
     o = _options()
     out: Path = o.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    port, key = free_port(), "lt_" + secrets.token_urlsafe(12)
-    url = f"http://127.0.0.1:{port}"
     console.print(f"[bold]shoal spike[/]: results in {out}")
     with ExitStack() as stack:
-        env, client, storage = _storage_and_env(out, stack)
-        shoal_env = {
-            **os.environ,
-            **env,
-            "SHOAL_PORT": str(port),
-            "SHOAL_HOST": "127.0.0.1",
-            "SHOAL_DATA_DIR": str(out / "stack"),
-            "SHOAL_EMULATE_RTF": str(o.rtf),
-            "SHOAL_API_KEYS": key,
-            "SHOAL_AUTOSCALE": "true",
-        }
-        up = _command("shoal up", ["shoal.cli", "up"], shoal_env, out / "shoal-up.log")
-        stack.enter_context(_running(up, timeout=120))
-        with console.status("starting the stack (Redis, S3, gateway, workers, autoscaler)"):
-            _wait(
-                lambda: _autoscaler(client) is not None, o.ready_timeout, "the stack was not ready"
-            )
-        watch_argv = ["shoal.cli", "watch", "--url", url, "--no-live", "--interval", "1",
-                      "--window", "15", "--csv", str(out / "watch.csv")]  # fmt: skip
-        watch_env = {**os.environ, "SHOAL_WATCH_API_KEY": key}
-        stack.enter_context(_running(_command("watch", watch_argv, watch_env, out / "watch.log")))
-        locust_argv = [
-            "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
-            "--host", url, "--api-key", key, "--shape", "spike",
-            "--shape-base", str(o.base), "--shape-peak", str(o.peak),
-            "--shape-seconds", str(o.seconds), "--csv", str(out / "locust"),
-            "--csv-full-history", "--html", str(out / "locust.html"),
-            "--jobs-log", str(out / "jobs.txt"), "--only-summary",
-        ]  # fmt: skip
-        with console.status(f"Locust: a spike of {o.peak} users ({o.seconds:g} s)"):
-            locust = spawn(_command("locust", locust_argv, dict(os.environ), out / "locust.log"))
-            try:
-                locust_code = locust.wait(o.seconds + 120)
-            finally:
-                stop(locust, 10)
-        with console.status("waiting for every job to end and the pool to drain"):
-            _wait(lambda: _drained(client, out / "jobs.txt"), o.drain_timeout, "not drained")
-            time.sleep(3)  # a few samples of the pool at rest
-        result = tally.count(
-            tally.accepted_ids(out / "jobs.txt"),
-            tally.stored_jobs(client),
-            tally.audio_objects(storage),
-            moments(read_csv(out / "watch.csv")),
-        )
+        result, locust_code = _spike(o, out, stack)
     picture = plot(
         out / "watch.csv",
         out / "locust_stats_history.csv",
