@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import csv
-from collections import Counter
+import io
+from collections import Counter, deque
 from pathlib import Path
 
 import httpx
 import matplotlib.image
 import numpy as np
+from rich.console import Console
 
 from loadtest import tally
 from loadtest.moments import moments
 from loadtest.report import plot
-from loadtest.watch import COLUMNS, CsvLog, Sampler, read_csv
+from loadtest.watch import COLUMNS, CsvLog, Sampler, read_csv, render
 from shoal import keys
 from shoal.registry import AutoscalerStatus, publish_autoscaler
 from shoal.storage import Storage
@@ -116,6 +118,10 @@ def test_the_sampler_reads_the_queue_and_the_local_autoscaler(live: Live, tmp_pa
         assert (sample.desired, sample.ready, sample.source) == (2, 1, "local")
         assert sample.workers >= 1 and sample.completions_per_s > 0
         assert sample.tta_p50_s is not None and sample.tta_p50_s > 0
+        shown = io.StringIO()
+        Console(file=shown, width=100).print(render(deque([sample, sample])))
+        assert "replicas desired/current/ready" in shown.getvalue()
+        assert "2 / 2 / 1" in shown.getvalue() and "local" in shown.getvalue()
         log = CsvLog(tmp_path / "w.csv")
         log.write(sample)
         log.close()
