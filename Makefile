@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint deploy-check bench wrk install install-dev install-fish clean
+.PHONY: run test lint deploy-check bench loadtest wrk install install-dev install-fish install-loadtest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,12 @@ NODEPS := requirements-fish-nodeps.txt
 $(VENV)/.installed-dev: pyproject.toml $(NODEPS) | $(BIN)/python
 	$(PIP) install -e '.[dev,fish]'
 	$(PIP) install --no-deps -r $(NODEPS)
-	@touch $@ $(VENV)/.installed-run $(VENV)/.installed-fish
+	@touch $@ $(VENV)/.installed-run $(VENV)/.installed-fish $(VENV)/.installed-loadtest
+
+# Load tests: Locust, the kubernetes client and matplotlib (the dev tools include them).
+$(VENV)/.installed-loadtest: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[loadtest]'
+	@touch $@ $(VENV)/.installed-run
 
 $(VENV)/.installed-fish: pyproject.toml $(NODEPS) | $(BIN)/python
 	$(PIP) install -e '.[fish]'
@@ -30,6 +35,7 @@ $(VENV)/.installed-fish: pyproject.toml $(NODEPS) | $(BIN)/python
 
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
+install-loadtest: $(VENV)/.installed-loadtest
 ## install-fish: what a Fish Speech (GPU) worker needs, without the dev tools
 install-fish: $(VENV)/.installed-fish
 
@@ -51,6 +57,11 @@ bench: install-dev wrk
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.streaming
 
+## loadtest: a spike against a fresh local stack, autoscaled; results/ gets the
+## Locust report, the CSVs and the picture; ends with the tally line (a few minutes)
+loadtest: install-loadtest
+	$(BIN)/python -m loadtest.spike
+
 # The load generator: Debian's wrk (C, not the bottleneck).
 wrk:
 	@command -v wrk >/dev/null || apt-get install -y -q wrk || sudo apt-get install -y -q wrk
@@ -62,4 +73,4 @@ lint: install-dev
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .shoal .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .shoal .pytest_cache .ruff_cache .mypy_cache results

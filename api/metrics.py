@@ -25,6 +25,14 @@ OLDEST_WAITING = Gauge(
     "shoal_oldest_waiting_job_seconds", "Age of the oldest job still waiting for a worker."
 )
 WORKERS = Gauge("shoal_workers", "Workers seen recently, by engine.", ["engine"])
+AUTOSCALER_REPLICAS = Gauge(
+    "shoal_autoscaler_replicas",
+    "The local autoscaler's synthesis workers: desired, current (leaving ones included), ready.",
+    ["state"],
+)
+AUTOSCALER_METRIC = Gauge(
+    "shoal_autoscaler_metric", "The value the local autoscaler scales on (waiting + running)."
+)
 
 HTTP_REQUESTS = Counter(
     "shoal_http_requests_total", "HTTP requests by route template.", ["method", "route", "status"]
@@ -80,4 +88,10 @@ async def render_metrics(client: aredis.Redis, settings: Settings) -> Response:
     WORKERS.clear()
     for worker in workers:
         WORKERS.labels(worker.engine or "none").inc()
+    AUTOSCALER_REPLICAS.clear()
+    autoscaler = await registry.load_autoscaler(client)
+    if autoscaler is not None:  # only under `shoal up --autoscale`; KEDA exports its own
+        for state in ("desired", "current", "ready"):
+            AUTOSCALER_REPLICAS.labels(state).set(getattr(autoscaler, state))
+        AUTOSCALER_METRIC.set(autoscaler.metric or 0)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -87,3 +87,10 @@ def worker_info(name: str) -> str:
 def voice(voice_id: str) -> str:
     """A cloned voice's record (JSON); its audio lives in storage under voices/<id>/."""
     return f"{PREFIX}:voice:{voice_id}"
+
+
+# The local autoscaler's (`shoal up --autoscale`) state: JSON, refreshed each sync.
+AUTOSCALER = f"{PREFIX}:autoscaler:{TTS_QUEUE}"
+# Stream of jobs as they end (job, status, timestamps): completions per second
+# and time-to-audio percentiles for /v1/queue and `shoal watch`. Capped.
+COMPLETIONS = f"{PREFIX}:completions"

@@ -13,6 +13,7 @@ import redis.asyncio as aredis
 from pydantic import BaseModel, Field
 
 from shoal import keys
+from shoal.completions import RecentJobs
 from shoal.voices import Catalog
 
 # A worker silent for this many heartbeats is no longer listed.
@@ -26,6 +27,25 @@ class WorkerInfo(BaseModel):
     pid: int
     started_at: float
     last_seen: float = 0.0
+    slots: int = Field(1, description="Jobs the worker runs at once (its engine's slots).")
+
+
+class AutoscalerStatus(BaseModel):
+    """What the local autoscaler (`shoal up --autoscale`) decided at its last sync."""
+
+    source: str = Field(description="The ScaledObject it applies (and the patch, if any).")
+    desired: int = Field(description="Workers it wants (the HPA's desiredReplicas).")
+    current: int = Field(description="Worker processes running, those still finishing included.")
+    ready: int = Field(description="Workers registered and heartbeating, not leaving.")
+    retiring: int = Field(description="Workers finishing their jobs after a scale-in.")
+    min_replicas: int
+    max_replicas: int
+    metric: float | None = Field(description="The scaling formula's value (waiting + running).")
+    target: float = Field(description="The metric per worker it scales to (x the slots).")
+    slots: int = Field(description="Jobs one worker runs at once.")
+    active: bool = Field(description="Above the activation target (KEDA's Active condition).")
+    reason: str
+    updated_at: float
 
 
 class QueueCounts(BaseModel):
@@ -39,6 +59,12 @@ class QueueState(BaseModel):
     queues: dict[str, QueueCounts]
     oldest_waiting_seconds: float = Field(description="Age of the oldest job not yet started.")
     workers: list[WorkerInfo] = Field(description="Workers seen in the last few heartbeats.")
+    recent: RecentJobs = Field(description="Jobs that ended in the last `window` seconds.")
+    autoscaler: AutoscalerStatus | None = Field(
+        None,
+        description="The local autoscaler's replicas (`shoal up --autoscale`); "
+        "null where KEDA scales (read the HPA instead).",
+    )
 
 
 def register_worker(client: redis.Redis, info: WorkerInfo, catalog: Catalog | None) -> None:
@@ -98,3 +124,13 @@ async def queue_counts(client: aredis.Redis) -> dict[str, QueueCounts]:
 async def oldest_waiting_seconds(client: aredis.Redis) -> float:
     oldest: list[tuple[str, float]] = await client.zrange(keys.QUEUED, 0, 0, withscores=True)  # type: ignore[assignment]
     return max(0.0, time.time() - oldest[0][1]) if oldest else 0.0
+
+
+def publish_autoscaler(client: redis.Redis, status: AutoscalerStatus, ttl_seconds: float) -> None:
+    """Expires unless refreshed, so a stopped autoscaler is not reported as running."""
+    client.set(keys.AUTOSCALER, status.model_dump_json(), px=int(ttl_seconds * 1000))
+
+
+async def load_autoscaler(client: aredis.Redis) -> AutoscalerStatus | None:
+    raw = await client.get(keys.AUTOSCALER)
+    return AutoscalerStatus.model_validate_json(raw) if raw else None

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Gateway port of `shoal up`.")
     workers: int = Field(1, ge=0, le=64, description="Synthesis worker processes `shoal up` runs.")
     data_dir: Path = Field(Path(".shoal"), description="Where `shoal up` keeps Redis and S3 data.")
+    autoscale: bool = Field(
+        False, description="`shoal up` scales its synthesis workers with the local KEDA stand-in."
+    )
 
     # Engines.
     engine: Literal["espeak", "fish-speech", "tone"] = Field(

@@ -20,6 +20,8 @@ follow from it:
   instant. Finishing requires the worker's token, so a worker that lost its
   lease cannot overwrite the new run.
 - Terminal states are final; Redis time stamps every transition.
+- Arriving in a terminal state appends the job to the completions stream
+  (`shoal.completions`: completions per second, time to audio).
 - Arriving in `running` or a terminal state emits the matching webhook event
   (`job.started`, `job.succeeded`, ...) in the same script, when the job's
   webhook subscribes to it: its delivery message and a `pending` record.
@@ -43,7 +45,7 @@ import anyio
 import redis
 import redis.asyncio as aredis
 
-from shoal import keys
+from shoal import completions, keys
 from shoal.errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from shoal.jobs import JobError, JobRecord, JobRequest, JobStatus, StoredAudio, new_job_id
 from shoal.queue import synthesize_message, webhook_message
@@ -182,6 +184,7 @@ class _Commands:
             "webhook_id": webhook_id,
             "owner_prefix": keys.queued_by(""),
             "count_owner": self.settings.max_queued_per_key > 0,
+            "completions_max": completions.MAX_ENTRIES,
             "set": fields or {},
         }
         return _Call(
@@ -196,6 +199,7 @@ class _Commands:
                 keys.WEBHOOK_QUEUE,
                 keys.delivery(job_id, event or ""),
                 keys.TTS_SCHEDULED,
+                keys.COMPLETIONS,
             ],
             [json.dumps(named)],
             _as_transition,

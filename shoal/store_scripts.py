@@ -19,12 +19,12 @@ local stamp = t[1] .. '.' .. string.format('%06d', t[2])
 """
 
 # KEYS: job, lease, inflight hash, queued zset, audio-expiry zset, queue list,
-#       webhooks queue list, delivery record, scheduled (delayed) zset
+#       webhooks queue list, delivery record, scheduled (delayed) zset, completions stream
 # ARGV[1]: JSON {id, from ("queued running"), to, token (required, '' = any),
 #       lease_gone (only if the lease key is gone), worker, new_token, lease_ms,
 #       retention, message, tag, not_before, audio_key, audio_expires_at, channel,
 #       event, event_message, webhook_id, owner_prefix, count_owner (per-owner caps
-#       are on: index the owner's queued jobs), set {field: value}}
+#       are on: index the owner's queued jobs), completions_max, set {field: value}}
 TRANSITION = (
     _NOW
     + """
@@ -85,6 +85,9 @@ else
   redis.call('HSET', KEYS[1], 'finished_at', stamp)
   if a.audio_key ~= '' then redis.call('ZADD', KEYS[5], a.audio_expires_at, a.audio_key) end
   redis.call('PUBLISH', a.channel, to)
+  local times = redis.call('HMGET', KEYS[1], 'created_at', 'started_at')
+  redis.call('XADD', KEYS[10], 'MAXLEN', '~', a.completions_max, '*', 'job', id, 'status', to,
+             'created', times[1] or '', 'started', times[2] or '', 'finished', stamp)
 end
 local events = ' ' .. (redis.call('HGET', KEYS[1], 'webhook_events') or '') .. ' '
 if a.event ~= '' and string.find(events, ' ' .. a.event .. ' ', 1, true) then

@@ -81,6 +81,7 @@ def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
         queues=queues,
         pid=os.getpid(),
         started_at=time.time(),
+        slots=engine.slots if engine else settings.webhook_concurrency,
     )
     register_worker(client, info, engine.catalog() if engine else None)
     heartbeat.start()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep, api_key
 from api.metrics import render_metrics
-from shoal import registry
+from shoal import completions, registry
 from shoal.errors import Unavailable
 from shoal.registry import QueueState
 
@@ -42,10 +44,17 @@ async def metrics(services: ServicesDep) -> Response:
 @router.get(
     "/v1/queue", summary="Waiting and running work, and workers", dependencies=[Depends(api_key)]
 )
-async def queue(services: ServicesDep) -> QueueState:
+async def queue(
+    services: ServicesDep,
+    window: Annotated[
+        float, Query(gt=0, le=600, description="Seconds of `recent` (completions, time to audio).")
+    ] = 30.0,
+) -> QueueState:
     heartbeat = services.settings.lease_seconds / 3
     return QueueState(
         queues=await registry.queue_counts(services.redis),
         oldest_waiting_seconds=round(await registry.oldest_waiting_seconds(services.redis), 3),
         workers=await registry.live_workers(services.redis, heartbeat),
+        recent=await completions.recent(services.redis, window),
+        autoscaler=await registry.load_autoscaler(services.redis),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal.cli import batch, jobs, say, up, voices  # noqa: F401  register their commands
+from shoal.cli import batch, jobs, report, say, up, voices, watch  # noqa: F401  register commands
 from shoal.cli.app import app, console
 
 __all__ = ["app", "console"]

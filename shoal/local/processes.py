@@ -53,6 +53,7 @@ class Managed:
     restarts: int = 0
     backoff: float = 0.0
     restart_at: float | None = None
+    retire_by: float | None = None  # asked to leave (SIGTERM); killed if still there then
 
     @property
     def pid(self) -> int:
@@ -112,9 +113,10 @@ class Supervisor:
         will not come up by being restarted in a loop.
         """
         now = time.monotonic()
+        self._reap_retired(now)
         for child in self.children:
             code = child.process.poll()
-            if code is None:
+            if code is None or child.retire_by is not None:
                 continue
             if starting or code in child.spec.fatal_exit_codes:
                 raise FatalExit(f"{child.spec.name} exited with code {code}")
@@ -140,6 +142,23 @@ class Supervisor:
                 child.restarts += 1
                 if self.on_restart is not None:
                     self.on_restart(child)
+
+    def retire(self, child: Managed, timeout: float) -> None:
+        """Ask a child to leave for good: SIGTERM now (a warm shutdown for Celery),
+        SIGKILL if it is still there after `timeout`. It is not restarted."""
+        child.retire_by = time.monotonic() + timeout
+        if child.alive():
+            child.process.terminate()
+        log.info("process retiring", process=child.spec.name, pid=child.pid)
+
+    def _reap_retired(self, now: float) -> None:
+        for child in [c for c in self.children if c.retire_by is not None]:
+            if not child.alive():
+                self.children.remove(child)
+                log.info("process retired", process=child.spec.name, exit_code=child.process.poll())
+            elif now > (child.retire_by or now):
+                log.warning("process did not leave in time; killing it", process=child.spec.name)
+                child.process.kill()
 
     def stop_all(self) -> None:
         """Stop children in the reverse order of their start; wait for each."""

@@ -22,7 +22,10 @@ from types import FrameType
 import httpx
 import redis
 
-from shoal import keys
+from shoal import keys, registry
+from shoal.local.autoscale.controller import Autoscaler
+from shoal.local.autoscale.scaledobject import ScalingSpec
+from shoal.local.pool import WorkerPool
 from shoal.local.ports import free_port, port_is_free
 from shoal.local.processes import FatalExit, Managed, ProcessSpec, Supervisor
 from shoal.local.redis_server import RedisServer
@@ -37,11 +40,6 @@ WORKER_STOP_SECONDS = 30.0
 EXIT_CONFIG_ERROR = 2  # `python -m worker` cannot load its engine
 # On one machine, webhook receivers are usually local: exempt loopback from the SSRF guard.
 LOCAL_RECEIVERS = "127.0.0.0/8,::1,localhost"
-
-
-def worker_names(count: int) -> list[str]:
-    host = socket.gethostname()
-    return [f"tts-{index}@{host}" for index in range(1, count + 1)]
 
 
 def worker_spec(name: str, queues: str, env: dict[str, str]) -> ProcessSpec:
@@ -75,12 +73,17 @@ def gateway_spec(host: str, port: int, env: dict[str, str]) -> ProcessSpec:
 
 
 class LocalStack:
-    def __init__(self, settings: Settings) -> None:
+    """The stack; with `scaling`, its synthesis workers follow that ScaledObject."""
+
+    def __init__(self, settings: Settings, scaling: ScalingSpec | None = None) -> None:
         self.settings = settings
+        self.scaling = scaling
         self.data_dir: Path = settings.data_dir
         self.supervisor = Supervisor(on_restart=self._restarted)
         self.env = dict(os.environ)
         self.s3: SeaweedS3 | None = None
+        self.pool: WorkerPool | None = None
+        self.autoscaler: Autoscaler | None = None
         self._stopping = False
 
     @property
@@ -106,12 +109,27 @@ class LocalStack:
             self.env.update(self.s3.env())
         self._webhook_defaults()
         self.supervisor.start(gateway_spec(self.settings.host, self.settings.port, self.env))
-        names = worker_names(self.settings.workers)
-        for name in names:
-            self.supervisor.start(worker_spec(name, keys.TTS_QUEUE, self.env))
+        client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        self.pool = WorkerPool(
+            self.supervisor,
+            lambda name: worker_spec(name, keys.TTS_QUEUE, self.env),
+            client,
+            # As a pod's grace period: the longest job, and a lease to record it.
+            retire_timeout=self.settings.job_timeout_seconds + self.settings.lease_seconds,
+            seen_seconds=registry.SEEN_HEARTBEATS * self.settings.lease_seconds / 3,
+        )
+        scaling = self.scaling
+        self.pool.scale_to(scaling.min_replicas if scaling else self.settings.workers)
         webhook_worker = f"webhooks-1@{socket.gethostname()}"
         self.supervisor.start(worker_spec(webhook_worker, keys.WEBHOOK_QUEUE, self.env))
-        self._wait_ready([*names, webhook_worker], ready_timeout)
+        self._wait_ready([*self.pool.names, webhook_worker], ready_timeout)
+        if scaling is not None:
+            self.autoscaler = Autoscaler(scaling, self.pool, client)
+            log.info("autoscaling the synthesis workers", scaledobject=scaling.source)
+
+    @property
+    def redis_url(self) -> str:
+        return self.env.get("SHOAL_REDIS_URL", self.settings.redis_url)
 
     def _webhook_defaults(self) -> None:
         """A signing secret kept in the data folder, and local receivers allowed."""
@@ -126,7 +144,7 @@ class LocalStack:
             self.env["SHOAL_WEBHOOK_ALLOW_HOSTS"] = LOCAL_RECEIVERS
 
     def _wait_ready(self, names: list[str], timeout: float) -> None:
-        client = redis.Redis.from_url(self.env.get("SHOAL_REDIS_URL", self.settings.redis_url))
+        client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
         try:
             while not (self._gateway_ready() and self._workers_ready(client, names)):
@@ -156,6 +174,8 @@ class LocalStack:
         """Restart what dies until a signal asks us to stop."""
         while not self._stopping:
             self.supervisor.poll()
+            if self.autoscaler is not None:
+                self.autoscaler.tick()
             time.sleep(POLL_SECONDS)
 
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
@@ -169,8 +189,10 @@ class LocalStack:
             self.s3.cleanup()
 
 
-def run(settings: Settings, announce: Callable[[str], None]) -> int:
-    stack = LocalStack(settings)
+def run(
+    settings: Settings, announce: Callable[[str], None], scaling: ScalingSpec | None = None
+) -> int:
+    stack = LocalStack(settings, scaling)
     signal.signal(signal.SIGINT, stack.request_stop)
     signal.signal(signal.SIGTERM, stack.request_stop)
     try:

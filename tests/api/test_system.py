@@ -78,3 +78,48 @@ def test_gateway_starts_without_any_worker(env: Env) -> None:
         voices = httpx.get(f"{url}/v1/voices").json()
         assert voices["voices"] == []  # nothing published yet; submissions still work
         assert httpx.post(f"{url}/v1/jobs", json={"text": "Hi"}).status_code == 202
+
+
+def test_queue_reports_recent_completions_and_the_local_autoscaler(
+    client: httpx.Client, live: Live
+) -> None:
+    from shoal import keys
+    from shoal.registry import AutoscalerStatus, publish_autoscaler
+
+    done = wait_for_job(client, client.post("/v1/jobs", json={"text": "Time me."}).json()["id"])
+    recent = client.get("/v1/queue", params={"window": 120}).json()["recent"]
+    assert recent["window_seconds"] == 120
+    assert recent["succeeded"] >= 1 and recent["completions_per_second"] > 0
+    # Time to audio is the job record's finished - created, so it lies within its own.
+    assert 0 < recent["time_to_audio_p50_seconds"] <= recent["time_to_audio_p95_seconds"]
+    ids = [e[1]["job"] for e in live.redis.xrange(keys.COMPLETIONS)]
+    assert ids.count(done["id"]) == 1  # written once per job
+    assert client.get("/v1/queue", params={"window": 0}).status_code == 422
+
+    assert client.get("/v1/queue").json()["autoscaler"] is None  # nobody autoscales here
+    status = AutoscalerStatus(
+        source="keda/scaledobject-worker-tts.yaml",
+        desired=3,
+        current=2,
+        ready=1,
+        retiring=0,
+        min_replicas=1,
+        max_replicas=4,
+        metric=5,
+        target=1,
+        slots=1,
+        active=True,
+        reason="metrics ask for 5",
+        updated_at=0,
+    )
+    publish_autoscaler(live.redis, status, ttl_seconds=30)
+    try:
+        shown = client.get("/v1/queue").json()["autoscaler"]
+        assert (shown["desired"], shown["current"], shown["ready"]) == (3, 2, 1)
+        text = client.get("/metrics").text
+        assert 'shoal_autoscaler_replicas{state="desired"} 3.0' in text
+        assert 'shoal_autoscaler_replicas{state="ready"} 1.0' in text
+        assert "shoal_autoscaler_metric 5.0" in text
+    finally:
+        live.redis.delete(keys.AUTOSCALER)
+    assert "shoal_autoscaler_replicas{" not in client.get("/metrics").text

@@ -81,3 +81,30 @@ def test_a_child_that_ignores_sigterm_is_killed() -> None:
     supervisor.stop_all()
     assert not child.alive()
     assert time.monotonic() - started < 5
+
+
+def test_a_retired_child_leaves_for_good_and_one_that_lingers_is_killed(tmp_path: Path) -> None:
+    supervisor = Supervisor()
+    # Finishes its "job" on SIGTERM, then exits 0 (a warm shutdown).
+    marker = tmp_path / "finished"
+    warm = supervisor.start(
+        python(
+            "import signal, sys, time, pathlib\n"
+            "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.5),"
+            f" pathlib.Path({str(marker)!r}).write_text('done'), sys.exit(0)))\n"
+            "time.sleep(60)"
+        )
+    )
+    stubborn = supervisor.start(
+        python("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)")
+    )
+    try:
+        time.sleep(0.5)  # both installed their handlers
+        supervisor.retire(warm, timeout=30)
+        supervisor.retire(stubborn, timeout=1)
+        poll_until(supervisor, lambda: not supervisor.children, timeout=20)
+        assert marker.read_text() == "done"
+        assert warm.process.returncode == 0 and warm.restarts == 0
+        assert stubborn.process.returncode == -9 and stubborn.restarts == 0
+    finally:
+        supervisor.stop_all()
