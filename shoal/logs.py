@@ -2,8 +2,10 @@
 
 structlog renders our own events and, through the standard library bridge,
 those of uvicorn, Celery and boto3, so every line has the same shape. Code
-binds `job_id` with `bind_job`, and every line logged while it is bound
-carries it.
+binds `job_id` with `bind_job` and the submit's `request_id` with
+`bind_request`, and every line logged while they are bound carries them: the
+gateway binds the request id of each request, the worker and the webhook
+sender the one stored with the job, so one id greps a job's whole life.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from contextlib import contextmanager
 import structlog
 
 from shoal.settings import Settings
+
+# The header that carries a request's id in, out, and on to the job's webhooks.
+REQUEST_ID_HEADER = "x-request-id"
 
 
 def configure_logging(settings: Settings, component: str) -> None:
@@ -59,6 +64,15 @@ def configure_logging(settings: Settings, component: str) -> None:
 @contextmanager
 def bind_job(job_id: str) -> Iterator[None]:
     with structlog.contextvars.bound_contextvars(job_id=job_id):
+        yield
+
+
+@contextmanager
+def bind_request(request_id: str | None) -> Iterator[None]:
+    if request_id is None:
+        yield
+        return
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
         yield
 
 

@@ -149,7 +149,7 @@ class _Commands:
         )
 
     def create(
-        self, request: JobRequest, scope: str, idempotency_key: str | None
+        self, request: JobRequest, scope: str, idempotency_key: str | None, request_id: str = ""
     ) -> _Call[Created]:
         job_id = new_job_id()
         job_input = request.job_input()
@@ -176,6 +176,7 @@ class _Commands:
                 metadata=request.metadata,
                 created_at=float(reply[3]),
                 webhook=request.webhook,
+                request_id=request_id or None,
             )
             return Created(job_id, record)
 
@@ -192,6 +193,8 @@ class _Commands:
                 job_input.model_dump_json(),
                 "metadata",
                 json.dumps(request.metadata),
+                "request_id",
+                request_id,
                 *_webhook_fields(request.webhook),
             ],
             parse,
@@ -351,9 +354,14 @@ class AsyncJobStore:
             raise Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable") from exc
 
     async def create(
-        self, request: JobRequest, scope: str = "anonymous", idempotency_key: str | None = None
+        self,
+        request: JobRequest,
+        scope: str = "anonymous",
+        idempotency_key: str | None = None,
+        *,
+        request_id: str = "",
     ) -> Created:
-        return await self._run(self.commands.create(request, scope, idempotency_key))
+        return await self._run(self.commands.create(request, scope, idempotency_key, request_id))
 
     async def cancel(self, job_id: str) -> Transition:
         return await self._run(self.commands.cancel(job_id))

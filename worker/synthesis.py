@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from shoal.errors import Canceled, InvalidRequest, SynthesisError, Unavailable
 from shoal.jobs import JobError, JobRecord, StoredAudio
-from shoal.logs import bind_job, get_logger
+from shoal.logs import bind_job, bind_request, get_logger
 from shoal.settings import Settings
 from shoal.storage import Storage, audio_key
 from shoal.store import JobStore
@@ -64,7 +64,9 @@ class JobRunner:
                 # Canceled while queued, finished by an earlier delivery, or expired.
                 log.info("job not claimable; message dropped", state=claimed.previous or "missing")
                 return
-            with self.heartbeat.job(job_id, token, record.started_at or time.time()) as running:
+            lease = self.heartbeat.job(job_id, token, record.started_at or time.time())
+            with bind_request(record.request_id), lease as running:
+                metrics.observe_started(record)
                 self._run(record, running, stages)
 
     def _run(self, record: JobRecord, running: RunningJob, stages: Stages) -> None:
@@ -94,10 +96,9 @@ class JobRunner:
             # Canceled, or the lease was lost and another run owns the job now.
             self.storage.delete([audio.key])
             log.info("job changed hands during the run; audio discarded", state=done.previous)
-            metrics.JOBS.labels("discarded").inc()
+            metrics.observe_discarded()
             return
-        metrics.JOBS.labels("succeeded").inc()
-        metrics.AUDIO_SECONDS.inc(audio.duration_seconds)
+        metrics.observe_succeeded(record, audio, stages.ms)
         log.info(
             "job succeeded",
             audio_seconds=round(audio.duration_seconds, 2),
@@ -159,13 +160,13 @@ class JobRunner:
             return  # not ours any more: nothing to record
         error = JobError(code=exc.code, message=exc.message)
         self.store.fail(record.id, running.token, error)
-        metrics.JOBS.labels("failed").inc()
+        metrics.observe_failed(error.code)
         log.warning("job failed", code=error.code, reason=error.message)
 
     def _retry_or_fail(self, record: JobRecord, running: RunningJob, exc: Unavailable) -> None:
         if record.attempts < self.settings.max_attempts:
             log.warning("transient failure; job requeued", error=exc.message)
             self.store.requeue(record.id, running.token)
-            metrics.JOBS.labels("requeued").inc()
+            metrics.observe_requeued()
         else:
             self._finish_failed(record, running, SynthesisError(exc.message, code=exc.code))
