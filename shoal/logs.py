@@ -23,9 +23,23 @@ from shoal.settings import Settings
 REQUEST_ID_HEADER = "x-request-id"
 
 
+def _stamp(component: str) -> structlog.types.Processor:
+    """Every line names its process: a processor, not a context variable, because
+    context variables bound in the main thread are not seen by Celery's pool threads."""
+
+    def add(
+        _: structlog.types.WrappedLogger, __: str, event: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
+        event.setdefault("component", component)
+        return event
+
+    return add
+
+
 def configure_logging(settings: Settings, component: str) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _stamp(component),
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -57,8 +71,12 @@ def configure_logging(settings: Settings, component: str) -> None:
     root.setLevel(settings.log_level.upper())
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for own_handlers in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn set up plain-text handlers before it loaded the app: one shape for all.
+        logging.getLogger(own_handlers).handlers.clear()
+        logging.getLogger(own_handlers).propagate = True
+    logging.captureWarnings(True)  # warnings as log lines, not bare text on stderr
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(component=component)
 
 
 @contextmanager
