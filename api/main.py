@@ -13,13 +13,12 @@ from contextlib import asynccontextmanager, suppress
 import anyio
 import redis.asyncio as aredis
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 
 from api.deps import Services
 from api.limits import BodySizeLimit
 from api.observe import RequestObserver
 from api.problems import install_problem_handlers
-from api.routes import jobs, playground, system, voices
+from api.routes import docs, jobs, playground, system, voices
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
 from shoal.logs import configure_logging, get_logger
@@ -77,19 +76,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings, component="gateway")
-    # Swagger UI and ReDoc from the package's bundled assets, not a CDN: /docs
-    # works on an air-gapped cluster.
-    app = FastAPIOffline(
+    app = FastAPI(
         title="shoal",
         version="0.1.0",
         summary="Queue-based, asynchronous text-to-speech.",
         description=DESCRIPTION,
         lifespan=lifespan,
-        swagger_ui_parameters={"validatorUrl": None},  # no call to validator.swagger.io
+        docs_url=None,  # served by api.routes.docs, from bundled assets: no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for router in (jobs.router, voices.router, system.router, playground.router):
+    for router in (jobs.router, voices.router, system.router, docs.router, playground.router):
         app.include_router(router)
     app.add_middleware(
         BodySizeLimit,
@@ -97,5 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         path_limits={"/v1/voices": UPLOAD_LIMIT_BYTES},
     )
     app.add_middleware(RequestObserver)  # outermost: even a refused body gets an id
+    docs.mount(app)
     playground.mount(app)
     return app

@@ -79,7 +79,11 @@ class RequestObserver:
 
     @staticmethod
     def _observe(scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")  # set by the router
+        # FastAPI's routes put themselves in the scope; the OpenAPI document and the
+        # mounted files do not, and are named by their path (they exist: status < 400).
+        route = getattr(scope.get("route"), "path", None)
+        if route is None:
+            route = scope["path"] if status < 400 else "unmatched"
         method = scope["method"]
         HTTP_REQUESTS.labels(method, route, str(status)).inc()
         HTTP_SECONDS.labels(method, route).observe(seconds)
