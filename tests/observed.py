@@ -50,6 +50,8 @@ class Family:
 def parse(text: str) -> dict[str, Family]:
     families = {}
     for family in text_string_to_metric_families(text):
+        if family.name.endswith("_created"):
+            continue  # when a counter or histogram began: a companion of its family
         # The text parser drops a counter's _total from the family name; put it back.
         name = family.name + "_total" if family.type == "counter" else family.name
         families[name] = Family(name, family.type, list(family.samples))
