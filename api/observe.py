@@ -15,6 +15,7 @@ already matched.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -87,11 +88,12 @@ class RequestObserver:
         method = scope["method"]
         HTTP_REQUESTS.labels(method, route, str(status)).inc()
         HTTP_SECONDS.labels(method, route).observe(seconds)
-        log.info(
-            "request",
-            method=method,
-            route=route,
-            path=scope["path"],
-            status=status,
-            ms=round(seconds * 1000, 2),
-        )
+        if log.isEnabledFor(logging.INFO):  # skips building the line's arguments below INFO
+            log.info(
+                "request",
+                method=method,
+                route=route,
+                path=scope["path"],
+                status=status,
+                ms=round(seconds * 1000, 2),
+            )
