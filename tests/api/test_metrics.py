@@ -57,3 +57,13 @@ def test_several_uvicorn_processes_report_whole_counts(env: Env, tmp_path: Path)
             assert "shoal_queue_waiting" in m  # the shared gauges, once, beside the sums
     pids = {path.stem.rsplit("_", 1)[-1] for path in folder.glob("counter_*.db")}
     assert len(pids) == 2, pids
+
+
+def test_routes_without_a_template_are_named_by_path_or_unmatched(client: httpx.Client) -> None:
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/no/such/page/4711").status_code == 404
+    requests = parse(client.get("/metrics").text)["shoal_http_requests_total"]
+    routes = {(s.labels["route"], s.labels["status"]) for s in requests.samples}
+    assert ("/openapi.json", "200") in routes
+    assert ("unmatched", "404") in routes
+    assert not [r for r, _ in routes if "4711" in r]  # a raw 404 path never becomes a label

@@ -184,3 +184,13 @@ def _loaded_only_from(page: Page) -> None:
     for name, initiator, status, size in resources:
         if not name.startswith(page.url):
             assert initiator == "img" and status == 0 and size == 0, resources
+
+
+def test_the_page_is_public_but_the_api_behind_it_is_not(page: Page) -> None:
+    served = httpx.get(page.url + "/")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/html")
+    policy = served.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    for asset in ("/playground/playground.js", "/playground/playground.css"):
+        assert httpx.get(page.url + asset).status_code == 200, asset
+    assert httpx.get(page.url + "/v1/queue").status_code == 401
