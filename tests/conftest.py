@@ -215,10 +215,11 @@ def fish_client(fish_live: Live) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def observed(
-    redis_server: RedisServer, s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Observed]:
+def observed(s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     """A gateway, a worker and a webhook worker with JSON logs and metrics, after a known
-    workload (tests/observed.py)."""
-    with observed_stack(fresh_env(redis_server, s3_server), tmp_path_factory.mktemp("logs")) as o:
-        yield o
+    workload (tests/observed.py). It lives for the whole run, so it has a Redis of its
+    own: its worker must never take other tests' jobs, nor its counts see them."""
+    with private_redis(tmp_path_factory.mktemp("observed-redis")) as server:
+        env = _env(server, s3_server, 0, "shoal-observed")
+        with observed_stack(env, tmp_path_factory.mktemp("logs")) as observed:
+            yield observed
