@@ -56,7 +56,10 @@ class Page:
 def page(
     redis_server: RedisServer, s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Page]:
-    env = fresh_env(redis_server, s3_server).with_(SHOAL_API_KEYS=KEY)
+    # A bucket of its own: the voice it clones must not show in other tests' listings.
+    env = fresh_env(redis_server, s3_server).with_(
+        SHOAL_API_KEYS=KEY, SHOAL_S3_BUCKET="shoal-playground"
+    )
     client = redis.Redis.from_url(env.values["SHOAL_REDIS_URL"], decode_responses=True)
     with ExitStack() as stack:
         url = stack.enter_context(gateway(env))
