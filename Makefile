@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint deploy-check bench loadtest wrk install install-dev install-fish install-loadtest clean
+.PHONY: run test lint deploy-check bench loadtest wrk browser install install-dev install-fish install-loadtest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ run: install
 	$(BIN)/shoal up
 
 ## test: lint, types, architecture contracts, then the test suite on real services
-test: install-dev lint
+test: install-dev lint browser
 	$(BIN)/pytest
 
 ## deploy-check: only the deployment's checks (tests/deploy; `make test` runs them too)
@@ -65,6 +65,13 @@ loadtest: install-loadtest
 # The load generator: Debian's wrk (C, not the bottleneck).
 wrk:
 	@command -v wrk >/dev/null || apt-get install -y -q wrk || sudo apt-get install -y -q wrk
+
+# The browser tests' headless Chromium and its driver: Debian's, never a download
+# of Selenium's or Playwright's own (a fresh machine's apt lists may be empty).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; } || \
+	  { sudo apt-get update -q && sudo apt-get install -y -q chromium chromium-driver; }
 
 lint: install-dev
 	$(BIN)/ruff check .

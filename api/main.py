@@ -16,9 +16,9 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.limits import BodySizeLimit
-from api.metrics import HttpMetrics
+from api.observe import RequestObserver
 from api.problems import install_problem_handlers
-from api.routes import fish_speech, jobs, openai_speech, streams, system, voices
+from api.routes import docs, fish_speech, jobs, openai_speech, playground, streams, system, voices
 from shoal.audio_stream import AudioStreams
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
@@ -85,17 +85,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Queue-based, asynchronous text-to-speech.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by api.routes.docs, from bundled assets: no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    routers = (jobs, streams, voices, fish_speech, openai_speech, system)
+    routers = (jobs, streams, voices, fish_speech, openai_speech, system, docs, playground)
     for module in routers:
         app.include_router(module.router)
-    app.add_middleware(HttpMetrics)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         # Voices, and Fish Speech requests with their reference recordings inline.
         path_limits={"/v1/voices": UPLOAD_LIMIT_BYTES, "/v1/tts": UPLOAD_LIMIT_BYTES},
     )
+    app.add_middleware(RequestObserver)  # outermost: even a refused body gets an id
+    docs.mount(app)
+    playground.mount(app)
     return app

@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from api.deps import Services
+from api.observe import request_id
 from api.routes.jobs import accept
 from shoal.audio_stream import StreamInterrupted
 from shoal.errors import Conflict, InvalidRequest, NotFound, ShoalError, Unavailable
@@ -121,9 +122,16 @@ async def read_body(request: Request) -> Any:
 
 
 async def submit(
-    services: Services, job: JobRequest, caller: str, idempotency_key: str | None
+    services: Services,
+    job: JobRequest,
+    caller: str,
+    idempotency_key: str | None,
+    request: Request,
 ) -> str:
-    return (await accept(services, job, caller, idempotency_key)).job_id
+    created = await accept(
+        services, job, caller, idempotency_key, request=request_id(request.scope)
+    )
+    return created.job_id
 
 
 async def whole_audio(services: Services, job_id: str) -> Response:

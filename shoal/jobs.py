@@ -335,6 +335,7 @@ class JobRecord(BaseModel):
     audio: StoredAudio | None = None
     error: JobError | None = None
     webhook: WebhookSpec | None = None
+    request_id: str | None = None  # the submit's X-Request-ID: logs of the job's life carry it
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> Self:

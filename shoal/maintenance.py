@@ -15,8 +15,9 @@ import redis.asyncio as aredis
 from shoal import keys
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
+from shoal.job_metrics import JOBS_FAILED, JOBS_REQUEUED
 from shoal.jobs import JobError
-from shoal.logs import bind_job, get_logger
+from shoal.logs import bind_job, bind_request, get_logger
 from shoal.settings import Settings
 from shoal.storage import Storage
 from shoal.store import AsyncJobStore
@@ -40,7 +41,8 @@ async def recover_lost_jobs(store: AsyncJobStore, settings: Settings) -> int:
             continue
         token = record.lease_token or ""
         ran_for = time.time() - (record.started_at or record.created_at)
-        with bind_job(job_id):
+        error: JobError | None = None
+        with bind_job(job_id), bind_request(record.request_id):
             if ran_for >= settings.job_timeout_seconds:
                 error = JobError(
                     code="timeout",
@@ -59,6 +61,8 @@ async def recover_lost_jobs(store: AsyncJobStore, settings: Settings) -> int:
                 done = await store.requeue_lost(job_id, token)
             if done.ok:
                 recovered += 1
+                counter = JOBS_FAILED.labels(error.code) if error else JOBS_REQUEUED.labels("lost")
+                counter.inc()
                 log.warning(
                     "lost job recovered", attempts=record.attempts, ran_for=round(ran_for, 1)
                 )
@@ -77,6 +81,7 @@ async def recover_orphans(store: AsyncJobStore, settings: Settings) -> int:
     for job_id in await store.orphans(grace, settings.maintenance_interval_seconds):
         if await store.redispatch(job_id):
             recovered += 1
+            JOBS_REQUEUED.labels("orphaned").inc()
             with bind_job(job_id):
                 log.warning("queued job had lost its message; dispatched again")
     return recovered

@@ -206,7 +206,12 @@ class _Commands:
         )
 
     def create(
-        self, request: JobRequest, owner: str, idempotency_key: str | None, hold: float
+        self,
+        request: JobRequest,
+        owner: str,
+        idempotency_key: str | None,
+        hold: float,
+        request_id: str = "",
     ) -> _Call[Created]:
         job_id = new_job_id()
         job_input = request.job_input()
@@ -218,6 +223,7 @@ class _Commands:
             "input": job_input.model_dump_json(),
             "metadata": json.dumps(request.metadata),
             "owner": owner,
+            "request_id": request_id,
             **_webhook_fields(request.webhook),
         }
         named = {
@@ -244,6 +250,7 @@ class _Commands:
                     created_at=float(reply[2]),
                     webhook=request.webhook,
                     owner=owner,
+                    request_id=request_id or None,
                 )
                 return Created(job_id, record)
             if outcome == "exists":
@@ -494,13 +501,17 @@ class AsyncJobStore:
         owner: str = "anonymous",
         idempotency_key: str | None = None,
         hold_seconds: float = 0.0,
+        *,
+        request_id: str = "",
     ) -> Created:
         """Queue a job for `owner`, or find the one this Idempotency-Key made.
 
         `hold_seconds`: how long this request may stay open (`Prefer: wait`); a replay
-        meanwhile is "in progress" (409) until `settle` says it answered.
+        meanwhile is "in progress" (409) until `settle` says it answered. `request_id`
+        is kept with the job, for its logs.
         """
-        return await self._run(self.commands.create(request, owner, idempotency_key, hold_seconds))
+        call = self.commands.create(request, owner, idempotency_key, hold_seconds, request_id)
+        return await self._run(call)
 
     async def settle(self, owner: str, idempotency_key: str) -> None:
         await self._run(self.commands.settle(owner, idempotency_key))

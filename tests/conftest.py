@@ -22,6 +22,7 @@ from shoal.local.processes import spawn, stop
 from shoal.local.redis_server import RedisServer
 from shoal.local.s3_server import SeaweedS3
 from shoal.settings import Settings, get_settings
+from tests.observed import Observed, observed_stack
 from tests.support import Env, gateway, running, start_worker_spec, wait_for_worker
 
 # Fast lifecycle so lost jobs and expiry show up within a test's patience.
@@ -225,3 +226,14 @@ def fish_live(fish_stacks: Callable[[int], FishStack]) -> Iterator[Live]:
 def fish_client(fish_live: Live) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fish_live.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def observed(s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
+    """A gateway, a worker and a webhook worker with JSON logs and metrics, after a known
+    workload (tests/observed.py). It lives for the whole run, so it has a Redis of its
+    own: its worker must never take other tests' jobs, nor its counts see them."""
+    with private_redis(tmp_path_factory.mktemp("observed-redis")) as server:
+        env = _env(server, s3_server, 0, "shoal-observed")
+        with observed_stack(env, tmp_path_factory.mktemp("logs")) as observed:
+            yield observed

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,11 +48,20 @@ def running(spec: ProcessSpec) -> Iterator[Any]:
 
 
 @contextmanager
-def gateway(env: Env, ready: bool = True) -> Iterator[str]:
-    """A uvicorn gateway; waits for /readyz, or only for /healthz when `ready` is False."""
+def gateway(
+    env: Env, ready: bool = True, log_file: Path | None = None, processes: int = 1
+) -> Iterator[str]:
+    """A uvicorn gateway; waits for /readyz, or only for /healthz when `ready` is False.
+
+    `log_file` catches its output; `processes` > 1 runs that many uvicorn workers.
+    """
     port = free_port()
     probe = "/readyz" if ready else "/healthz"
-    with running(gateway_spec("127.0.0.1", port, env.full())) as process:
+    spec = gateway_spec("127.0.0.1", port, env.full())
+    spec.log_file = log_file
+    if processes > 1:
+        spec.argv += ["--workers", str(processes)]
+    with running(spec) as process:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:

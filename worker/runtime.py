@@ -19,6 +19,7 @@ from shoal.storage import Storage
 from shoal.store import JobStore
 from shoal.voice_store import VoiceStore
 from shoal.webhooks import USER_AGENT
+from worker import metrics
 from worker.engines import Engine, load_engine
 from worker.heartbeat import Heartbeat
 from worker.synthesis import JobRunner
@@ -69,6 +70,7 @@ def start_runtime(settings: Settings, name: str, queues: list[str]) -> Runtime:
             "engine loaded", engine=engine.name, seconds=round(time.perf_counter() - started, 2)
         )
         runner = JobRunner(store, storage, engine, heartbeat, settings, name, voices)
+        metrics.observe_slots(engine.name, engine.slots, lambda: heartbeat.busy)
     if keys.WEBHOOK_QUEUE in queues:
         if not settings.webhook_secret:
             raise RuntimeError("SHOAL_WEBHOOK_SECRET is empty: webhooks cannot be signed")

@@ -34,7 +34,7 @@ from tenacity.stop import stop_base
 
 from shoal.errors import Canceled, InvalidRequest, SynthesisError, Unavailable
 from shoal.jobs import JobError, JobRecord, StoredAudio
-from shoal.logs import bind_job, get_logger
+from shoal.logs import bind_job, bind_request, get_logger
 from shoal.settings import Settings
 from shoal.storage import Storage, audio_key
 from shoal.store import JobStore, Transition
@@ -123,7 +123,9 @@ class JobRunner:
                 # Canceled while queued, finished by an earlier delivery, or expired.
                 log.info("job not claimable; message dropped", state=claimed.previous or "missing")
                 return
-            with self.heartbeat.job(job_id, token, record.started_at or time.time()) as running:
+            lease = self.heartbeat.job(job_id, token, record.started_at or time.time())
+            with bind_request(record.request_id), lease as running:
+                metrics.observe_started(record)
                 self._run(record, running, stages)
 
     def _run(self, record: JobRecord, running: RunningJob, stages: Stages) -> None:
@@ -155,13 +157,11 @@ class JobRunner:
             # Canceled, or the lease was lost and another run owns the job now (or will,
             # once maintenance sees the lease lapse): this run's audio must not be visible.
             self._discard(audio)
-            log.info(
-                "job changed hands during the run; audio discarded", state=done and done.previous
-            )
-            metrics.JOBS.labels("discarded").inc()
+            state = done.previous if done else "unrecorded"
+            log.info("job changed hands during the run; audio discarded", state=state)
+            metrics.observe_discarded()
             return
-        metrics.JOBS.labels("succeeded").inc()
-        metrics.AUDIO_SECONDS.inc(audio.duration_seconds)
+        metrics.observe_succeeded(record, audio, stages.ms)
         log.info(
             "job succeeded",
             audio_seconds=round(audio.duration_seconds, 2),
@@ -249,7 +249,7 @@ class JobRunner:
         error = JobError(code=exc.code, message=exc.message)
         done = self._record(running, lambda: self.store.fail(record.id, running.token, error))
         if done is not None and done.ok:
-            metrics.JOBS.labels("failed").inc()
+            metrics.observe_failed(error.code)
             log.warning("job failed", code=error.code, reason=error.message)
 
     def _retry_or_fail(self, record: JobRecord, running: RunningJob, exc: Unavailable) -> None:
@@ -267,4 +267,4 @@ class JobRunner:
         )
         if done is not None and done.ok:
             log.warning("transient failure; job requeued", error=exc.message, delay_s=delay)
-            metrics.JOBS.labels("requeued").inc()
+            metrics.observe_requeued()

@@ -18,7 +18,7 @@ import httpx
 from shoal import ssrf
 from shoal.deliveries import DeliveryLog
 from shoal.jobs import JobRecord
-from shoal.logs import bind_job, get_logger
+from shoal.logs import REQUEST_ID_HEADER, bind_job, bind_request, get_logger
 from shoal.settings import Settings
 from shoal.storage import Storage
 from shoal.store import JobStore
@@ -59,19 +59,22 @@ class WebhookSender:
             if record is None or record.webhook is None:
                 log.info("webhook dropped: the job expired", webhook_event=event)
                 return
-            url = record.webhook.url
-            if self.deliveries.is_disabled(url):
-                error = "not sent: this URL answered 410 Gone earlier (redeliver re-enables it)"
-                self.deliveries.record(
-                    job_id, event, DeliveryState.DISABLED, None, error, None, False
-                )
-                metrics.WEBHOOKS.labels(DeliveryState.DISABLED.value).inc()
-                return
-            self.deliveries.started(job_id, event)
-            started = time.perf_counter()
-            result = self._attempt(record, event, webhook_id, url)
-            metrics.WEBHOOK_SECONDS.observe(time.perf_counter() - started)
-            self._settle(record, event, webhook_id, result)
+            with bind_request(record.request_id):
+                self._deliver(record, record.webhook.url, event, webhook_id)
+
+    def _deliver(self, record: JobRecord, url: str, event: str, webhook_id: str) -> None:
+        if self.deliveries.is_disabled(url):
+            error = "not sent: this URL answered 410 Gone earlier (redeliver re-enables it)"
+            self.deliveries.record(
+                record.id, event, DeliveryState.DISABLED, None, error, None, False
+            )
+            metrics.WEBHOOKS.labels(DeliveryState.DISABLED.value).inc()
+            return
+        self.deliveries.started(record.id, event)
+        started = time.perf_counter()
+        result = self._attempt(record, event, webhook_id, url)
+        metrics.WEBHOOK_SECONDS.observe(time.perf_counter() - started)
+        self._settle(record, event, webhook_id, result)
 
     def _attempt(self, record: JobRecord, event: str, webhook_id: str, url: str) -> AttemptResult:
         try:
@@ -82,6 +85,8 @@ class WebhookSender:
             return AttemptResult("retry", None, f"cannot resolve the host: {exc}")
         body = event_body(event, record, self.storage, self.settings)
         headers = signed_headers(webhook_id, body, self.settings.webhook_secret)
+        if record.request_id:  # the receiver can log it too: one id for the job's whole life
+            headers[REQUEST_ID_HEADER] = record.request_id
         timeout = self.settings.webhook_timeout_seconds
         return post(self.http, url, addresses[0], body, headers, timeout)
 

@@ -161,7 +161,7 @@ async def tts(
     voice = body.reference_id
     if voice is None and body.references:
         voice = await _inline_voice(services, caller, body.references[0])
-    job_id = await submit(services, _job(body, voice), caller, idempotency_key)
+    job_id = await submit(services, _job(body, voice), caller, idempotency_key, request)
     if body.streaming:
         pieces = audio_pieces(services, job_id)
         return await streaming_response(pieces, body.format.content_type, job_id)

@@ -5,20 +5,23 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import RedirectResponse
 
 from api.deps import CallerDep, Services, ServicesDep, api_key
-from api.metrics import JOBS_SUBMITTED
+from api.metrics import JOBS_CANCELED, JOBS_SUBMITTED
+from api.observe import request_id
 from api.problems import Problem
 from api.routes.voices import check_voice
 from shoal.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from shoal.jobs import Job, JobRecord, JobRequest, JobStatus
+from shoal.logs import get_logger
 from shoal.ssrf import check_at_submit
 from shoal.store import EVENT_FOR_STATUS, Created
 from shoal.views import present_job
 from shoal.webhooks import WebhookSpec
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(api_key)])
 
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -86,12 +89,14 @@ async def accept(
     caller: str,
     idempotency_key: str | None,
     hold_seconds: float = 0.0,
+    request: str = "",
 ) -> Created:
     """Check a job request and queue it: what every route that makes a job does.
 
     `hold_seconds`: how long this request stays open; a replay of its Idempotency-Key
     meanwhile is 409 (in progress). The synchronous compatible routes hold nothing: a
-    retry of theirs (its connection lost) joins the wait for the same job.
+    retry of theirs (its connection lost) joins the wait for the same job. `request`:
+    the request id, kept with the job so its whole life greps by one id.
     """
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise InvalidRequest(
@@ -101,7 +106,9 @@ async def accept(
     await check_voice(services, body.voice, body.language)
     if body.webhook is not None:
         await _check_webhook(services, body.webhook)
-    created = await services.store.create(body, caller, idempotency_key, hold_seconds)
+    created = await services.store.create(
+        body, caller, idempotency_key, hold_seconds, request_id=request
+    )
     if created.record is not None:
         JOBS_SUBMITTED.labels(services.settings.engine, body.format.value).inc()
     return created
@@ -119,6 +126,7 @@ async def accept(
     openapi_extra={"requestBody": {"content": {"application/json": {"example": _CREATE_EXAMPLE}}}},
 )
 async def create_job(
+    http: Request,
     body: JobRequest,
     services: ServicesDep,
     caller: CallerDep,
@@ -136,11 +144,14 @@ async def create_job(
 ) -> Response:
     """Queue a job; `202` with the job at once, or `200` once it finished within `Prefer: wait`."""
     wait = _prefer_wait(prefer, services.settings.max_wait_seconds)
-    created = await accept(services, body, caller, idempotency_key, hold_seconds=wait)
+    created = await accept(
+        services, body, caller, idempotency_key, hold_seconds=wait, request=request_id(http.scope)
+    )
     headers = {"Location": f"/v1/jobs/{created.job_id}"}
     record = created.record
     if record is None:
         headers["Idempotent-Replayed"] = "true"
+    log.info("job queued", job_id=created.job_id, replayed=record is None)
     try:
         if wait:
             headers["Preference-Applied"] = f"wait={wait:g}"
@@ -187,6 +198,9 @@ async def cancel_job(job_id: str, services: ServicesDep) -> Job:
     transition = await services.store.cancel(job_id)
     if transition.result == "missing":
         raise _not_found(job_id)
+    if transition.ok:
+        JOBS_CANCELED.labels(transition.previous).inc()
+        log.info("job canceled", job_id=job_id, state=transition.previous)
     if not transition.ok and transition.previous != JobStatus.CANCELED:
         raise Conflict(
             f"job {job_id} already {transition.previous}; "

@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CallerDep, ServicesDep
@@ -112,6 +112,7 @@ async def _sse(pieces: AsyncIterator[bytes], characters: int) -> AsyncIterator[b
     responses={200: {"content": {fmt.content_type: {} for fmt in AudioFormat}}},
 )
 async def speech(
+    http: Request,
     body: SpeechRequest,
     services: ServicesDep,
     caller: CallerDep,
@@ -124,7 +125,7 @@ async def speech(
     answer is 504 with that id to poll.
     """
     job = _job(body, services.settings)
-    job_id = await submit(services, job, caller, idempotency_key)
+    job_id = await submit(services, job, caller, idempotency_key, http)
     if body.stream_format is None:
         return await whole_audio(services, job_id)
     pieces = audio_pieces(services, job_id)

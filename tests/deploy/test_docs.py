@@ -78,7 +78,9 @@ def _render_here(tmp_path: Path, kustomization: str) -> Rendered:
 def test_the_example_overlay_renders_with_its_settings(tmp_path: Path) -> None:
     (example,) = [b for b in _yaml_blocks() if "kind: Kustomization" in b]
     r = _render_here(tmp_path, example)
-    (config,) = r.of_kind("ConfigMap")
+    (config,) = [
+        c for c in r.of_kind("ConfigMap") if c["metadata"]["name"].startswith("shoal-config")
+    ]
     assert config["data"]["SHOAL_S3_BUCKET"] == "acme-tts-audio"
     assert config["data"]["SHOAL_ENGINE"] == "fish-speech"  # the gpu overlay's, kept
     claims = r.of_kind("PersistentVolumeClaim")

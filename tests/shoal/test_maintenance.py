@@ -7,6 +7,7 @@ import time
 
 import redis
 import redis.asyncio as aredis
+from prometheus_client import REGISTRY
 
 from shoal import keys
 from shoal.jobs import JobRequest, JobStatus
@@ -96,3 +97,27 @@ def test_expired_audio_is_deleted(settings: Settings, sync_redis: redis.Redis) -
     listed = storage._client.list_objects_v2(Bucket=settings.s3_bucket, Prefix="audio/job_old/")
     assert listed.get("KeyCount", 0) == 0
     assert sync_redis.zcard(keys.AUDIO_EXPIRY) == 1
+
+
+def test_recoveries_are_counted_once_by_what_happened(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        count("shoal_jobs_requeued_total", reason="lost"),
+        count("shoal_jobs_failed_total", code="worker_lost"),
+        count("shoal_jobs_failed_total", code="timeout"),
+    )
+    _lose(settings, sync_redis, attempts=1, started_ago=1)
+    _lose(settings, sync_redis, attempts=settings.max_attempts, started_ago=1)
+    _lose(settings, sync_redis, attempts=1, started_ago=settings.job_timeout_seconds + 1)
+    assert _recover(settings) == 3
+    assert _recover(settings) == 0  # a second pass finds nothing and counts nothing
+    after = (
+        count("shoal_jobs_requeued_total", reason="lost"),
+        count("shoal_jobs_failed_total", code="worker_lost"),
+        count("shoal_jobs_failed_total", code="timeout"),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]

@@ -197,19 +197,27 @@ def test_invalid_webhook_urls_are_refused(stack: Stack, url: str) -> None:
     assert response.json()["code"] == "invalid_webhook_url"
 
 
-def test_the_guard_runs_again_at_delivery(stack: Stack) -> None:
-    # This gateway allows loopback, but the webhook worker below does not: the
+def test_the_guard_runs_again_at_delivery(env: Env) -> None:
+    # The gateway allows loopback, but the only webhook worker does not: the
     # delivery-time check (after resolution) refuses to connect.
-    strict = stack.env.with_(SHOAL_WEBHOOK_ALLOW_HOSTS="")
-    with running(start_worker_spec(strict, "webhooks-strict@tests", keys.WEBHOOK_QUEUE)):
-        wait_for_worker(stack.redis, "webhooks-strict@tests")
-        outcomes = []
-        for _ in range(6):  # both webhook workers compete; some land on the strict one
-            job_id = stack.submit("/ok")
-            outcomes.append(stack.webhook(job_id, {"delivered", "failed"})["webhook"])
-    refused = [w for w in outcomes if w["state"] == "failed"]
-    assert refused, outcomes
-    assert all("non-public address" in w["last_error"] for w in refused)
+    env = env.with_(**WEBHOOK_SETTINGS)
+    strict = env.with_(SHOAL_WEBHOOK_ALLOW_HOSTS="")
+    client = redis.Redis.from_url(env.values["SHOAL_REDIS_URL"], decode_responses=True)
+    with ExitStack() as contexts:
+        hooks = contexts.enter_context(receiver())
+        url = contexts.enter_context(gateway(env))
+        contexts.enter_context(running(start_worker_spec(env, "tts-guard@tests")))
+        contexts.enter_context(
+            running(start_worker_spec(strict, "webhooks-strict@tests", keys.WEBHOOK_QUEUE))
+        )
+        wait_for_worker(client, "webhooks-strict@tests")
+        http = contexts.enter_context(httpx.Client(base_url=url, timeout=30))
+        guarded = Stack(http, hooks, client, env)
+        job = guarded.webhook(guarded.submit("/ok"), {"delivered", "failed"})
+    assert job["webhook"]["state"] == "failed", job
+    assert "non-public address" in job["webhook"]["last_error"]
+    assert not hooks.requests  # nothing ever reached the receiver
+    client.close()
 
 
 def test_webhooks_need_a_secret(stack: Stack) -> None:
