@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 JOBS = Counter("shoal_worker_jobs_total", "Jobs this worker ended, by outcome.", ["outcome"])
 AUDIO_SECONDS = Counter("shoal_worker_audio_seconds_total", "Seconds of audio synthesized.")
@@ -27,4 +27,8 @@ REFERENCE_CODES = Counter(
     "Cloned-voice codes by where they came from: memory, storage (persisted by a worker) "
     "or encoded here.",
     ["source"],
+)
+BATCH_SEQUENCES = Gauge(
+    "shoal_worker_batch_sequences",
+    "Sequences (chunks of jobs' texts) in the Fish Speech engine's decode batch now.",
 )
