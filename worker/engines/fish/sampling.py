@@ -57,7 +57,7 @@ def distribution(logits: Tensor, previous: Tensor, knobs: Tensor) -> tuple[Tenso
     `logits` (rows, vocab); `previous` (rows, k) token ids to penalize; `knobs`
     (rows, 4). Returns (probabilities, the vocabulary index of each).
     """
-    logits = logits.float()
+    logits = logits.to(torch.float32, copy=True)  # penalized in place below
     penalty = knobs[:, PENALTY : PENALTY + 1]
     score = torch.gather(logits, 1, previous)
     score = score * torch.where(score < 0, penalty, 1.0 / penalty)

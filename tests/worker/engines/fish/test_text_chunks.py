@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from worker.engines.text_chunks import split_text
+from worker.engines.fish.text_chunks import split_text
 
 
 def _letters(text: str) -> str:
