@@ -46,10 +46,26 @@ class Settings(BaseSettings):
         "bf16", description="Weights and activations of the language model."
     )
     fish_compile: bool = Field(
-        True, description="torch.compile the decode step (CUDA only), warmed up before consuming."
+        True,
+        description="torch.compile the batched decode step and the codec (CUDA only), "
+        "warmed up before consuming.",
     )
     fish_compile_cache_dir: Path | None = Field(
         None, description="Inductor/Triton cache on a volume shared by workers (warm starts)."
+    )
+    fish_max_batch: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Jobs one Fish Speech worker decodes at once (continuous batching); "
+        "unset: chosen by GPU memory, 1 on the CPU. KEDA's per-worker target follows it.",
+    )
+    fish_context: int = Field(
+        4096,
+        ge=512,
+        le=8192,
+        description="Positions per batch slot (a chunk's prompt and its frames), "
+        "at most the model's max_seq_len; sizes the KV cache.",
     )
     fish_reference_cache_size: int = Field(
         64, ge=1, description="Cloned voices whose codec codes a worker keeps in memory (LRU)."

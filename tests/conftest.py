@@ -172,7 +172,7 @@ class FishCheckpoint:
 
 @pytest.fixture(scope="session")
 def fish_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> FishCheckpoint:
-    from worker.engines.fish_random_checkpoint import build
+    from bench.fish_checkpoint import build
 
     directory = tmp_path_factory.mktemp("fish-checkpoint")
     return FishCheckpoint(directory, build(directory, "tiny"))

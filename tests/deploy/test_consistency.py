@@ -219,3 +219,35 @@ def test_the_gpu_tiers_are_distinct_choices(rendered: dict[str, Rendered]) -> No
     high_memory = high["containers"][0]["resources"]["requests"]["memory"]
     mid_memory = mid["containers"][0]["resources"]["requests"]["memory"]
     assert high_memory != mid_memory
+
+
+def _jobs_per_worker(r: Rendered, container: Obj, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Jobs one synthesis worker runs at once, by its settings: its engine's slots."""
+    settings = settings_from(container_env(r, container), monkeypatch)
+    if settings.engine != "fish-speech":
+        return 1
+    # Left unset, the engine picks by GPU memory, which no manifest can follow.
+    assert settings.fish_max_batch is not None, f"{r.name}: set SHOAL_FISH_MAX_BATCH"
+    return settings.fish_max_batch
+
+
+def test_scaling_counts_as_many_jobs_per_worker_as_it_batches(
+    overlays: list[Rendered], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One setting, SHOAL_FISH_MAX_BATCH, sizes the batch and KEDA's per-worker target."""
+    seen = set()
+    for r in overlays:
+        for owner, _, container in _synthesis_pods(r):
+            batch = _jobs_per_worker(r, container, monkeypatch)
+            seen.add(batch)
+            if owner["kind"] == "Deployment":
+                scaled = r.get("ScaledObject", owner["metadata"]["name"])
+                assert scaled["spec"]["advanced"]["scalingModifiers"]["target"] == str(batch), (
+                    r.name
+                )
+            else:  # a ScaledJob's Job: one per `batch` waiting jobs, each runs that many
+                (waiting,) = [t for t in owner["spec"]["triggers"] if t["name"] == "waiting"]
+                assert waiting["metadata"]["listLength"] == str(batch), r.name
+                command = container["command"]
+                assert command[command.index("--max-jobs") + 1] == str(batch), r.name
+    assert {1, 16, 64} <= seen  # espeak, and both GPU tiers, are covered

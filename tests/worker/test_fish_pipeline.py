@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support import assert_speech, decode, wait_for_job
-from worker.engines.fish_speech import PAUSE_SECONDS
+from worker.engines.fish.engine import PAUSE_SECONDS
 from worker.engines.text_chunks import split_text
 
 RATE = 44100

@@ -25,7 +25,7 @@ def load_engine(settings: Settings, voices: VoiceStore) -> Engine:
 
         engine = ToneEngine()
     else:
-        from worker.engines.fish_speech import FishSpeechEngine
+        from worker.engines.fish import FishSpeechEngine
 
         engine = FishSpeechEngine.from_settings(settings, voices)
     if settings.emulate_rtf > 0:

@@ -15,8 +15,9 @@ from shoal.voice_store import AsyncVoiceStore, VoiceStore, decode_recording
 from shoal.voices import VoiceRecord
 from tests.conftest import FishCheckpoint
 from tests.support import recording
-from worker.engines.fish_model import FishModel, FishOptions
-from worker.engines.reference_codes import ReferenceCodes
+from worker.engines.fish.codec import Codec
+from worker.engines.fish.model import FishModel, FishOptions
+from worker.engines.fish.reference_codes import ReferenceCodes
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_codes_are_bounded_in_memory_and_reloaded_from_storage(
 
     def encode(samples: np.ndarray) -> torch.Tensor:
         encoded.append(len(samples))
-        return model.encode_reference(samples)
+        return Codec(model, window=256, overlap=32, batch_frames=2048).encode(samples)
 
     cache = ReferenceCodes(voices, encode, model.sample_rate, model.codec_fingerprint, capacity=2)
     records = [create(settings, storage, 2.0 + n, 16000) for n in range(3)]

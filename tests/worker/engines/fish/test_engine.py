@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,10 @@ from shoal.jobs import EngineParams
 from tests.conftest import FishCheckpoint
 from tests.support import Env
 from worker.engines.base import SynthesisRequest
-from worker.engines.fish_generate import PromptTooLong, build_prompt
-from worker.engines.fish_model import CheckpointError, FishModel, FishOptions
-from worker.engines.fish_speech import PAUSE_SECONDS, FishSpeechEngine
+from worker.engines.fish import FishSpeechEngine
+from worker.engines.fish.engine import PAUSE_SECONDS
+from worker.engines.fish.model import CheckpointError, FishModel, FishOptions
+from worker.engines.fish.prompt import PromptTooLong, build_prompt
 from worker.engines.text_chunks import split_text
 
 RATE = 44100
@@ -104,7 +104,7 @@ def test_cjk_text_is_chunked_too(engine: FishSpeechEngine) -> None:
     assert len(samples) == count * 8 * FRAME + (count - 1) * int(PAUSE_SECONDS * RATE)
 
 
-def test_a_stop_request_ends_generation_between_tokens(engine: FishSpeechEngine) -> None:
+def test_a_stop_request_ends_generation_at_the_next_step(engine: FishSpeechEngine) -> None:
     polls = 0
 
     def stop_after_a_few_tokens() -> bool:
@@ -117,27 +117,28 @@ def test_a_stop_request_ends_generation_between_tokens(engine: FishSpeechEngine)
         params=EngineParams(max_new_tokens=2000, seed=1),
         should_stop=stop_after_a_few_tokens,
     )
-    started = time.monotonic()
+    steps = engine.loop.stats.steps
     with pytest.raises(Canceled):
         engine.synthesize(request)
-    assert polls == 6  # asked once per token, and obeyed at once
-    assert time.monotonic() - started < 5  # 2000 tokens would take far longer
+    # Asked before every step (once more while waiting to join), and obeyed at once.
+    assert engine.loop.stats.steps - steps <= 6
+    assert not engine.loop.scheduler.running  # its slot is free again
 
 
 def test_out_of_memory_fails_the_job_and_the_engine_goes_on(
     engine: FishSpeechEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    decode = engine.model.decode
+    decode = engine.codec.decode
     calls = 0
 
-    def decode_once_out_of_memory(codes: torch.Tensor) -> np.ndarray:
+    def decode_once_out_of_memory(codes: torch.Tensor) -> torch.Tensor:
         nonlocal calls
         calls += 1
         if calls == 1:  # what a CUDA allocation failure raises
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return decode(codes)
 
-    monkeypatch.setattr(engine.model, "decode", decode_once_out_of_memory)
+    monkeypatch.setattr(engine.codec, "decode", decode_once_out_of_memory)
     with pytest.raises(SynthesisError) as failed:
         say(engine, "Too big for the GPU.", max_new_tokens=8, seed=1)
     assert failed.value.code == "gpu_out_of_memory"
@@ -147,9 +148,10 @@ def test_out_of_memory_fails_the_job_and_the_engine_goes_on(
 def test_a_prompt_longer_than_the_context_is_refused(engine: FishSpeechEngine) -> None:
     # The tiny model takes 4096 - 2048 prompt tokens; its tokenizer has one per byte.
     with pytest.raises(PromptTooLong):
-        build_prompt(engine.model, "x" * 2100, [])
+        build_prompt(engine.model, "x" * 2100, [], engine.context)
     codes = torch.zeros((4, 100), dtype=torch.int32)
-    assert build_prompt(engine.model, "short", [("a reference", codes)]).shape[1] < 2048
+    reference = [("a reference", codes)]
+    assert build_prompt(engine.model, "short", reference, engine.context).shape[1] < 2048
 
 
 def _copy(checkpoint: FishCheckpoint, tmp_path: Path) -> Path:

@@ -13,17 +13,15 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 import torch
 
 from shoal.logs import get_logger
-from worker.engines._fish_compat import Fish, codec_config_path, load_fish
+from worker.engines.fish._compat import Fish, codec_config_path, load_fish
 
 log = get_logger(__name__)
 
@@ -139,13 +137,14 @@ def _codec_fingerprint(config_path: Path, codec_path: Path) -> str:
 
 @dataclass
 class FishModel:
+    """The language model and the codec, loaded; the runner and codec own their caches."""
+
     fish: Fish
     model: Any  # fish_speech DualARTransformer
     codec: Any  # fish_speech DAC
-    decode_step: Callable[..., torch.Tensor]
     device: torch.device
     precision: torch.dtype
-    compiled: bool
+    compile: bool  # torch.compile the batched step and the codec (CUDA only)
     codec_fingerprint: str
 
     @property
@@ -173,16 +172,11 @@ class FishModel:
             raise CheckpointError(f"{checkpoint} cannot be loaded: {exc}") from exc
         _load_weights(model, checkpoint / "model.pth", drop="audio_")  # as upstream: unused
         model = model.to(device=device, dtype=precision).eval()
-        with torch.device(device):  # once: never re-allocated per request
-            model.setup_caches(1, model.config.max_seq_len, dtype=precision)
         codec_config = codec_config_path(options.codec_config)
         codec = _build_codec(codec_config, checkpoint / "codec.pth", device)
         compiled = options.compile and device.type == "cuda"
         if options.compile and not compiled:
             log.warning("SHOAL_FISH_COMPILE applies to CUDA only; running eager on the CPU")
-        step = fish.decode_one_token_ar
-        if compiled:
-            step = torch.compile(step, mode="reduce-overhead", fullgraph=True)
         log.info(
             "fish speech loaded",
             device=str(device),
@@ -191,36 +185,9 @@ class FishModel:
             seconds=round(time.perf_counter() - started, 2),
         )
         return cls(
-            fish, model, codec, step, device, precision, compiled,
+            fish, model, codec, device, precision, compiled,
             _codec_fingerprint(codec_config, checkpoint / "codec.pth"),
         )  # fmt: skip
-
-    def _autocast(self) -> Any:
-        # Upstream decodes under autocast on CUDA; the CPU keeps the codec in fp32.
-        return torch.autocast(
-            device_type=self.device.type,
-            dtype=self.precision,
-            enabled=self.device.type == "cuda" and self.precision != torch.float32,
-        )
-
-    @torch.inference_mode()
-    def encode_reference(self, samples: npt.NDArray[np.float32]) -> torch.Tensor:
-        """Codes (codebooks x frames, int, on the CPU) of mono audio at the codec's rate."""
-        audio = torch.from_numpy(samples).to(self.device)[None, None, :]
-        lengths = torch.tensor([audio.shape[-1]], device=self.device, dtype=torch.long)
-        indices, _ = self.codec.encode(audio, lengths)
-        codes: torch.Tensor = indices[0].to(device="cpu", dtype=torch.int32)
-        return codes
-
-    @torch.inference_mode()
-    def decode(self, codes: torch.Tensor) -> npt.NDArray[np.float32]:
-        """Audio samples (float32, mono) of codes (codebooks x frames)."""
-        indices = codes.to(device=self.device, dtype=torch.long)[None]
-        lengths = torch.tensor([indices.shape[-1]], device=self.device)
-        with self._autocast():
-            audio, _ = self.codec.decode(indices, lengths)
-        samples: npt.NDArray[np.float32] = audio[0, 0].float().cpu().numpy()
-        return samples
 
 
 def _build_codec(config_path: Path, weights: Path, device: torch.device) -> Any:

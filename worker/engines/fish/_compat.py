@@ -9,7 +9,7 @@ imported naively, and what shoal does about each defect:
    which raises without a `.project-root` file, and its `load_model` only finds
    configs inside the package. It is never imported: `codec_config_path` takes a
    config name of the package or any YAML path, and the codec is instantiated
-   from it with OmegaConf/Hydra (fish_model.py).
+   from it with OmegaConf/Hydra (model.py).
 3. `fish_speech/utils/__init__.py` imports lightning (training code), and
    `fish_speech.inference_engine` imports `fish_speech.utils`: neither is
    imported, so lightning is not needed.
@@ -23,9 +23,15 @@ imported naively, and what shoal does about each defect:
    (creating it, so an unknown id silently means "no cloning") and keeps GPU
    tensors in unbounded dicts: not used; see reference_codes.py.
 6. `generate()` re-allocates the KV caches on every request (the GPU memory
-   growth fixed upstream in PR #1073) and cannot be interrupted: fish_generate.py
-   runs its own loop over fish's decode step, with caches allocated once.
+   growth fixed upstream in PR #1073), cannot be interrupted and decodes one
+   request at a time: not used; shoal's runner batches the model's own layers
+   over caches allocated once (step.py).
 7. loguru logs every step at INFO to stderr: only its warnings are kept.
+8. Importing its inference module switches on Inductor's coordinate-descent
+   tuning for the whole process, which re-benchmarks every kernel in every
+   process (minutes on a cold start, tens of seconds on a warm cache): that
+   module is never imported, and the switch is put back off should anything
+   else have imported it.
 
 Nothing here downloads anything; weights come from the checkpoint directory.
 """
@@ -88,12 +94,19 @@ def _quiet_loguru() -> None:
     logger.add(sys.stderr, level="WARNING")
 
 
+def no_kernel_tuning() -> None:
+    """Inductor without coordinate-descent tuning: fish-speech switches it on at import."""
+    import torch._inductor.config as inductor
+
+    inductor.coordinate_descent_tuning = False
+    inductor.triton.unique_kernel_names = False
+
+
 @dataclass(frozen=True)
 class Fish:
     """The parts of fish-speech shoal uses (the package is untyped)."""
 
     DualARTransformer: Any
-    decode_one_token_ar: Any
     ContentSequence: Any
     TextPart: Any
     VQPart: Any
@@ -115,7 +128,6 @@ def load_fish() -> Fish:
         )
     _ensure_torchaudio()
     try:
-        inference = importlib.import_module("fish_speech.models.text2semantic.inference")
         llama = importlib.import_module("fish_speech.models.text2semantic.llama")
         content = importlib.import_module("fish_speech.content_sequence")
         tokenizer = importlib.import_module("fish_speech.tokenizer")
@@ -123,10 +135,10 @@ def load_fish() -> Fish:
     except ImportError as exc:
         raise FishUnavailable(f"fish-speech cannot be imported ({exc}): {INSTALL_HINT}") from exc
     _quiet_loguru()
+    no_kernel_tuning()
     package = importlib.import_module("fish_speech")
     return Fish(
         DualARTransformer=llama.DualARTransformer,
-        decode_one_token_ar=inference.decode_one_token_ar,
         ContentSequence=content.ContentSequence,
         TextPart=content.TextPart,
         VQPart=content.VQPart,

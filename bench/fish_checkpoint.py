@@ -11,7 +11,7 @@ component that the end token's output embedding points away from), so each
 request makes exactly `max_new_tokens` frames: lengths become checkable and
 benchmark runs comparable.
 
-    python -m worker.engines.fish_random_checkpoint DIR [--size tiny|s1-mini]
+    python -m bench.fish_checkpoint DIR [--size tiny|s1-mini]
 
 `tiny` also writes `codec.yaml` (a shrunk codec); point SHOAL_FISH_CODEC_CONFIG
 at it. `s1-mini` uses the package's `modded_dac_vq`.
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from worker.engines._fish_compat import codec_config_path, load_fish
+from worker.engines.fish._compat import codec_config_path, load_fish
 
 # Shapes: the tiny one follows what the random weights need to run (semantic
 # tokens last in the vocabulary; codebooks = 1 semantic + the codec's residual

@@ -1,0 +1,128 @@
+"""Continuous batching through the engine, as the worker's threads call it (CPU, fp32).
+
+Jobs join a running batch and leave it when they end; a job that stops frees its
+slot at the next step while the others go on; a job that fails alone fails
+alone. The tiny checkpoint never reaches end of speech, so a chunk is exactly
+`max_new_tokens` frames of 2048 samples.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from shoal.errors import Canceled, SynthesisError
+from shoal.jobs import EngineParams
+from tests.conftest import FishCheckpoint
+from worker.engines.base import Speech, SynthesisRequest
+from worker.engines.fish import BatchOptions, FishSpeechEngine
+from worker.engines.fish.model import FishModel, FishOptions
+
+FRAME = 2048
+
+
+@pytest.fixture(scope="module")
+def engine(fish_checkpoint: FishCheckpoint) -> FishSpeechEngine:
+    options = FishOptions(
+        fish_checkpoint.directory, str(fish_checkpoint.codec_config), "cpu", precision="fp32"
+    )
+    engine = FishSpeechEngine(
+        FishModel.load(options), BatchOptions(slots=3, codec_window=48, codec_overlap=8)
+    )
+    engine.warm_up()
+    return engine
+
+
+def request(text: str, frames: int, seed: int, **kwargs: Any) -> SynthesisRequest:
+    return SynthesisRequest(text, params=EngineParams(max_new_tokens=frames, seed=seed), **kwargs)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.005)
+
+
+def test_jobs_join_and_leave_a_running_batch_and_sound_as_alone(engine: FishSpeechEngine) -> None:
+    jobs = [("A long job that runs throughout.", 120, 1), ("Short.", 16, 2), ("Medium.", 40, 3)]
+    alone = [engine.synthesize(request(*job)).samples for job in jobs]
+    finished: list[int] = []
+    seen_together = 0
+
+    def run(index: int) -> Speech:
+        speech = engine.synthesize(request(*jobs[index]))
+        finished.append(index)
+        return speech
+
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(run, 0)
+        wait_until(lambda: len(engine.loop.scheduler.running) == 1, "the long job runs")
+        later = [pool.submit(run, 1), pool.submit(run, 2)]  # they join mid-batch
+        while not first.done():
+            seen_together = max(seen_together, len(engine.loop.scheduler.running))
+            time.sleep(0.002)
+        results = [first.result(), *(f.result() for f in later)]
+    assert seen_together >= 2  # they really shared the batch
+    assert finished[-1] == 0  # the short ones left without waiting for the long one
+    for speech, reference, (_, frames, _) in zip(results, alone, jobs, strict=True):
+        assert len(speech.samples) == frames * FRAME
+        np.testing.assert_allclose(speech.samples, reference, atol=1e-5)
+    assert not engine.loop.scheduler.running
+
+
+def test_a_job_stopped_mid_batch_frees_its_slot_and_the_others_go_on(
+    engine: FishSpeechEngine,
+) -> None:
+    stop = threading.Event()
+    victim = request(
+        "Cancel me soon.", 2000, 4, should_stop=stop.is_set, on_audio=lambda _: stop.set()
+    )
+    with ThreadPoolExecutor(3) as pool:
+        others = [pool.submit(engine.synthesize, request("Keep going.", 160, s)) for s in (5, 6)]
+        canceled: Future[Speech] = pool.submit(engine.synthesize, victim)
+        with pytest.raises(Canceled):
+            canceled.result(timeout=120)  # it stopped at its first audio, not after 2000 frames
+        wait_until(lambda: len(engine.loop.scheduler.running) <= 2, "its slot is freed")
+        assert not all(f.done() for f in others)  # the others were still running
+        for future in others:
+            assert len(future.result().samples) == 160 * FRAME
+
+
+def test_a_job_that_fails_to_join_fails_alone(
+    engine: FishSpeechEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    join = engine.runner.join
+    doomed = engine.prompt("This one cannot fit.", [])
+
+    def join_or_run_out_of_memory(slot: int, prompt: torch.Tensor, *args: Any) -> None:
+        if torch.equal(prompt, doomed):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        join(slot, prompt, *args)
+
+    monkeypatch.setattr(engine.runner, "join", join_or_run_out_of_memory)
+    with ThreadPoolExecutor(3) as pool:
+        fine = [pool.submit(engine.synthesize, request("Fine.", 48, s)) for s in (7, 8)]
+        failing = pool.submit(engine.synthesize, request("This one cannot fit.", 48, 9))
+        with pytest.raises(SynthesisError) as raised:
+            failing.result(timeout=120)
+        assert raised.value.code == "gpu_out_of_memory"
+        assert [len(f.result().samples) for f in fine] == [48 * FRAME, 48 * FRAME]
+    assert engine.loop.alive
+
+
+def test_audio_streams_in_windows_whose_join_is_the_result(engine: FishSpeechEngine) -> None:
+    pieces: list[np.ndarray] = []
+    text = "First sentence of the stream. And a second one after it."
+    params = EngineParams(max_new_tokens=100, seed=10, chunk_length=100)
+    speech = engine.synthesize(SynthesisRequest(text * 2, params=params, on_audio=pieces.append))
+    assert len(pieces) > 4  # windows of 48 frames, and the pause between chunks
+    assert np.array_equal(np.concatenate(pieces), speech.samples)
+    assert len(pieces[0]) == 48 * FRAME  # the first window, as soon as its frames exist

@@ -1,0 +1,231 @@
+"""The decode loop: one thread that owns the GPU's batch, step after step.
+
+Each turn it takes the sequences jobs submitted, drops those whose job stopped,
+admits waiting ones into free slots (their prefill runs between two decode
+steps), runs one decode step for every running sequence, and retires those
+that reached their length. End of speech is flagged on the device and copied
+back every `READBACK_STEPS` steps without a sync (a snapshot); once a snapshot
+arrives, the frames it confirms go to the codec in windows, and a sequence
+whose end it shows leaves the batch. At most `AHEAD` snapshots are in flight,
+so the host never runs more than a few steps ahead of the device: a cancel, an
+end of speech or a newcomer takes effect within a few steps.
+
+A failure while admitting a sequence (out of memory on a long prompt, say)
+fails that sequence alone; a failed decode step fails the sequences it ran.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+
+from shoal.logs import get_logger
+from worker import metrics
+from worker.engines.fish.codec import Codec, Window, plan
+from worker.engines.fish.handoff import Handoff
+from worker.engines.fish.runner import ModelRunner, Snapshot
+from worker.engines.fish.scheduler import Scheduler
+from worker.engines.fish.sequence import Generated, Sequence, Stopped
+
+log = get_logger(__name__)
+
+READBACK_STEPS = 4
+AHEAD = 2
+PREFILL_BUDGET = 4096  # prompt tokens admitted between two decode steps
+
+
+@dataclass
+class _Pending:
+    snapshot: Snapshot
+    members: dict[int, tuple[Sequence, int]]  # slot: (sequence, its steps then)
+
+
+@dataclass
+class LoopStats:
+    steps: int = 0
+    joined: int = 0
+    finished: int = 0
+    failed: int = 0
+    batch_sizes: list[int] = field(default_factory=list)  # a sample, for benchmarks
+
+
+class DecodeLoop:
+    def __init__(self, runner: ModelRunner, codec: Codec, slots: int) -> None:
+        self.runner, self.codec = runner, codec
+        self.scheduler: Scheduler[Sequence] = Scheduler(slots, PREFILL_BUDGET)
+        self.stats = LoopStats()
+        self._inbox: queue.SimpleQueue[Sequence] = queue.SimpleQueue()
+        self._pending: deque[_Pending] = deque()
+        self._thread = threading.Thread(target=self._serve, name="fish-decode", daemon=True)
+        # High priority: the step's small kernels go first, between the codec's.
+        self.stream: torch.cuda.Stream | None = None
+        if runner.device.type == "cuda":
+            self.stream = torch.cuda.Stream(device=runner.device, priority=-1)  # type: ignore[no-untyped-call]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, sequence: Sequence) -> None:
+        self._inbox.put(sequence)
+
+    def _serve(self) -> None:
+        if self.stream is not None:
+            torch.cuda.set_stream(self.stream)
+        while True:
+            try:
+                self._turn()
+            except Exception as exc:  # a bug or a device fault: fail what it held, go on
+                log.exception("decode loop failed; its sequences fail")
+                self._fail_all(exc)
+
+    def _fail_all(self, error: Exception) -> None:
+        _release_memory()
+        for sequence in [*self.scheduler, *self.scheduler.waiting]:
+            self._drop(sequence, error)
+        self.scheduler.waiting.clear()
+        for pending in self._pending:
+            for sequence, _ in pending.members.values():
+                sequence.fail(error)
+        self._pending.clear()
+
+    def _turn(self) -> None:
+        self._receive()
+        for sequence in self.scheduler.drop_stopped():
+            sequence.fail(Stopped())
+        for sequence in list(self.scheduler):
+            if sequence.should_stop():
+                self._drop(sequence, Stopped())
+        for sequence in self.scheduler.admit():
+            self._join(sequence)
+        running = list(self.scheduler)
+        metrics.BATCH_SEQUENCES.set(len(running))
+        if running:
+            self._step(running)
+        self._resolve(wait=not running)
+
+    def _receive(self) -> None:
+        """New sequences; blocks while there is nothing at all to do."""
+        block = self.scheduler.idle and not self._pending
+        try:
+            self.scheduler.add(self._inbox.get(block=block))
+            while True:
+                self.scheduler.add(self._inbox.get_nowait())
+        except queue.Empty:
+            pass
+
+    def _join(self, sequence: Sequence) -> None:
+        assert sequence.slot is not None
+        try:
+            self.runner.join(sequence.slot, sequence.prompt, sequence.sampling, sequence.seed)
+        except Exception as exc:  # out of memory on this prompt, say: this job only
+            log.warning("sequence failed to join the batch", error=str(exc))
+            _release_memory()
+            self._drop(sequence, exc)
+            return
+        self.stats.joined += 1
+
+    def _step(self, running: list[Sequence]) -> None:
+        while len(self._pending) >= AHEAD:
+            self._pending[0].snapshot.ended.wait()
+            self._resolve(wait=False)
+        longest = max(s.prompt_length + s.steps for s in running)
+        rows = self.scheduler.rows
+        try:
+            self.runner.step(rows, longest)
+        except Exception as exc:
+            log.exception("decode step failed", rows=rows)
+            for sequence in running:
+                self._drop(sequence, exc)
+            return
+        self.stats.steps += 1
+        if self.stats.steps % 64 == 0:
+            self.stats.batch_sizes.append(len(running))
+        members = {}
+        done = []
+        for sequence in running:
+            sequence.steps += 1
+            assert sequence.slot is not None
+            members[sequence.slot] = (sequence, sequence.steps)
+            if sequence.steps >= sequence.max_steps:
+                done.append(sequence)
+        for sequence in done:  # its length reached: out now, its end read back later
+            self._leave(sequence, sequence.steps)
+        if done or self.stats.steps % READBACK_STEPS == 0:
+            self._pending.append(_Pending(self.runner.snapshot(rows), members))
+
+    def _resolve(self, wait: bool) -> None:
+        """Act on every snapshot the device has delivered (or the oldest, if `wait`)."""
+        while self._pending and (wait or self._pending[0].snapshot.ended.ready()):
+            pending = self._pending.popleft()
+            ended = pending.snapshot.ended.wait().tolist()
+            end_at = pending.snapshot.end_at.tolist()
+            for slot, (sequence, steps) in pending.members.items():
+                if sequence.closed or sequence.frames is not None:
+                    continue
+                if ended[slot]:
+                    self._finish(sequence, end_at[slot])
+                elif sequence.codes is not None and steps == sequence.steps:
+                    self._finish(sequence, steps)  # it reached its length
+                else:
+                    sequence.confirmed = max(sequence.confirmed, steps)
+                    self._emit(sequence, final=False)
+            wait = False
+
+    def _leave(self, sequence: Sequence, frames: int) -> None:
+        """Out of the batch; its codes copied first, since its slot is reused."""
+        assert sequence.slot is not None
+        self.runner.leave(sequence.slot)
+        self.scheduler.retire(sequence)
+        sequence.codes = self.runner.codes(sequence.slot, 0, frames)
+
+    def _finish(self, sequence: Sequence, frames: int) -> None:
+        if sequence.codes is None:
+            self._leave(sequence, frames)
+        sequence.frames = sequence.confirmed = frames
+        self.stats.finished += 1
+        sequence.events.put(Generated(sequence, frames))
+        self._emit(sequence, final=True)
+
+    def _emit(self, sequence: Sequence, final: bool) -> None:
+        """Hand the confirmed frames not yet decoded to the codec, in windows."""
+        codec = self.codec
+        spans = plan(sequence.emitted, sequence.confirmed, codec.window, codec.overlap, final)
+        for begin, start, end in spans:
+            codec.put(
+                Window(
+                    sequence,
+                    self._codes(sequence, begin, end),
+                    context=start - begin,
+                    frames=end - start,
+                    last=final and end == sequence.confirmed,
+                )
+            )
+            sequence.emitted = end
+        if final and not spans:
+            codec.put(Window(sequence, None, 0, 0, last=True))
+
+    def _codes(self, sequence: Sequence, begin: int, end: int) -> Handoff:
+        if sequence.codes is not None:  # it left: its own copy
+            return sequence.codes[:, begin:end]
+        assert sequence.slot is not None
+        return self.runner.codes(sequence.slot, begin, end)
+
+    def _drop(self, sequence: Sequence, error: BaseException) -> None:
+        if sequence.slot is not None and self.scheduler.running.get(sequence.slot) is sequence:
+            self.runner.leave(sequence.slot)
+            self.scheduler.retire(sequence)
+        self.stats.failed += 1
+        sequence.fail(error)
+
+
+def _release_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

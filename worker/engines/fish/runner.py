@@ -1,0 +1,192 @@
+"""The model runner: the batch's KV cache, its slot state and the captured steps.
+
+It owns one static KV cache of `slots` rows of `context` positions each, sized
+once from the model's config, and the per-slot state of step.py. A sequence
+joins a slot with `join` (its prompt prefilled eagerly, its knobs and seed
+written to the slot) and leaves with `leave`; `step` runs one token for the
+lowest `rows` slots, reading at most `longest` positions of attention.
+
+On CUDA the step is captured as a CUDA graph for each pair of bucketed sizes
+(rows: 1, 2, 4, 8, then multiples of 8; attention length: powers of two from
+128 up to the context), all sharing one memory pool, so a step costs one graph
+launch and no allocation. The step is not compiled by Inductor: a graph of its
+eager kernels (step.py keeps them few) costs nothing to build at start-up,
+where compiling the whole unrolled step took minutes. Results come back to the
+host only through `snapshot` (end-of-speech flags, copied without a sync) and
+`codes` (a slot's codes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+import torch
+
+from shoal.logs import get_logger
+from worker.engines.fish.handoff import Handoff
+from worker.engines.fish.model import FishModel
+from worker.engines.fish.prompt import Sampling
+from worker.engines.fish.sampling import WINDOW, knobs
+from worker.engines.fish.step import Attention, Caches, Model, Slots, decode_step, prefill
+
+log = get_logger(__name__)
+
+SHORTEST_ATTENTION = 128
+
+
+def row_buckets(slots: int) -> list[int]:
+    sizes = [size for size in (1, 2, 4) if size < slots]
+    sizes += list(range(8, slots, 8))
+    return [*sizes, slots]
+
+
+def length_buckets(context: int) -> list[int]:
+    sizes = list(itertools.takewhile(lambda s: s < context, (128 << n for n in range(32))))
+    return [*sizes, context]
+
+
+def bucket(value: int, sizes: list[int]) -> int:
+    return next(size for size in sizes if size >= value)
+
+
+@dataclass
+class Snapshot:
+    """End-of-speech flags of rows 0..n-1 after some step, on the host."""
+
+    ended: Handoff
+    end_at: torch.Tensor
+
+
+class ModelRunner:
+    def __init__(self, fm: FishModel, slots: int, context: int, graphs: bool) -> None:
+        model = fm.model
+        config = model.config
+        self.fm, self.model, self.device = fm, model, fm.device
+        self.slots = slots
+        self.context = min(context, int(config.max_seq_len))
+        self.m = Model.of(model, model.tokenizer.get_token_id(fm.fish.IM_END_TOKEN))
+        self.graphs = graphs and self.device.type == "cuda"
+        self.rows_sizes = row_buckets(slots)
+        self.length_sizes = length_buckets(self.context)
+        with torch.device(self.device):
+            self.caches = self._caches(fm.precision)
+            self.state = self._slots()
+        self._pinned = self.device.type == "cuda"
+        self._graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
+
+    def _caches(self, dtype: torch.dtype) -> Caches:
+        config, slots = self.model.config, self.slots
+        slow = (config.n_layer, slots, config.n_local_heads, self.context, config.head_dim)
+        fast = (
+            config.n_fast_layer,
+            slots,
+            config.fast_n_local_heads,
+            config.num_codebooks,
+            config.fast_head_dim,
+        )
+        return Caches(
+            keys=torch.zeros(slow, dtype=dtype),
+            values=torch.zeros(slow, dtype=dtype),
+            fast_keys=torch.zeros(fast, dtype=dtype),
+            fast_values=torch.zeros(fast, dtype=dtype),
+        )
+
+    def _slots(self) -> Slots:
+        n, rows = self.slots, self.m.rows
+        return Slots(
+            tokens=torch.zeros((n, rows), dtype=torch.long),
+            positions=torch.zeros(n, dtype=torch.long),
+            counts=torch.zeros(n, dtype=torch.long),
+            history=torch.zeros((n, rows, WINDOW), dtype=torch.long),
+            knobs=torch.ones((n, 4), dtype=torch.float32),
+            seeds=torch.zeros((n, 1), dtype=torch.long),
+            active=torch.zeros(n, dtype=torch.bool),
+            ended=torch.zeros(n, dtype=torch.bool),
+            end_at=torch.zeros(n, dtype=torch.long),
+            codes=torch.zeros((n, self.m.codebooks, self.context), dtype=torch.int32),
+        )
+
+    @property
+    def cache_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in vars(self.caches).values())
+
+    def _run(self, rows: int, length: int) -> None:
+        decode_step(self.m, self.caches, self.state, rows, length)
+
+    @torch.inference_mode()
+    def join(self, slot: int, prompt: torch.Tensor, sampling: Sampling, seed: int) -> None:
+        """Prefill `slot` with the prompt (rows, length) and make it decode from its end."""
+        prompt = prompt.to(self.device, dtype=torch.long)
+        prefill(self.m, self.caches, slot, prompt)
+        s = self.state
+        s.tokens[slot] = prompt[:, -1]
+        s.positions[slot] = prompt.shape[1] - 1
+        s.counts[slot] = 0
+        s.history[slot] = 0
+        s.knobs[slot] = torch.tensor(
+            knobs(sampling.temperature, sampling.top_p, sampling.repetition_penalty)
+        )
+        s.seeds[slot] = seed
+        s.ended[slot] = False
+        s.end_at[slot] = 0
+        s.active[slot] = True
+
+    def leave(self, slot: int) -> None:
+        self.state.active[slot] = False
+
+    @torch.inference_mode()
+    def step(self, rows: int, longest: int) -> None:
+        """One token for slots 0..rows-1; no row reaches past position `longest` - 1."""
+        size, length = bucket(rows, self.rows_sizes), bucket(longest, self.length_sizes)
+        graph = self._graphs.get((size, length))
+        if graph is not None:
+            graph.replay()
+        else:
+            self._run(size, length)
+
+    @torch.inference_mode()
+    def capture(self) -> float:
+        """Record a CUDA graph for every bucket; only while no slot is in use."""
+        if not self.graphs:
+            return 0.0
+        started = time.perf_counter()
+        pool = torch.cuda.graph_pool_handle()
+        side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up runs (cuBLAS handles, kernel selection)
+            self._probe_attention()
+            for rows, length in itertools.product(self.rows_sizes, self.length_sizes):
+                self._run(rows, length)
+        torch.cuda.current_stream().wait_stream(side)
+        for rows in reversed(self.rows_sizes):  # the largest first: the rest reuse its pool
+            for length in reversed(self.length_sizes):
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=pool):
+                    self._run(rows, length)
+                self._graphs[(rows, length)] = graph
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        log.info("decode steps captured", graphs=len(self._graphs), seconds=round(seconds, 2))
+        return seconds
+
+    def _probe_attention(self) -> None:
+        try:
+            self._run(self.rows_sizes[-1], self.length_sizes[-1])
+            torch.cuda.synchronize()
+        except RuntimeError as exc:  # no SDPA kernel for these shapes on this GPU
+            log.warning("SDPA refused the decode step; plain attention instead", error=str(exc))
+            Attention.sdpa = False
+
+    def snapshot(self, rows: int) -> Snapshot:
+        """Copy rows' end-of-speech flags to the host without waiting for the device."""
+        ended = torch.empty(rows, dtype=torch.bool, pin_memory=self._pinned)
+        end_at = torch.empty(rows, dtype=torch.long, pin_memory=self._pinned)
+        ended.copy_(self.state.ended[:rows], non_blocking=True)
+        end_at.copy_(self.state.end_at[:rows], non_blocking=True)
+        return Snapshot(Handoff.now(ended), end_at)
+
+    def codes(self, slot: int, start: int, end: int) -> Handoff:
+        """A copy of `slot`'s codes for columns start..end-1, on the device."""
+        return Handoff.now(self.state.codes[slot, :, start:end].clone())

@@ -1,0 +1,89 @@
+"""Which sequences hold the batch's slots: admission and retirement, no tensors.
+
+Slots are the rows of the runner's KV cache. A waiting sequence takes the
+lowest free slot at a step boundary, so the batch stays packed at the bottom
+and the runner's step covers as few rows as possible; a sequence leaves when it
+ends or stops, without waiting for the others. Admission is first come, first
+served, with a budget of prompt tokens per step: the newcomers' prefill runs
+between decode steps, and a burst of long prompts is spread over several steps
+so that running streams never stall for long.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterator
+from typing import Generic, Protocol, TypeVar
+
+
+class Schedulable(Protocol):
+    slot: int | None
+
+    @property
+    def prompt_length(self) -> int: ...
+
+    def should_stop(self) -> bool: ...
+
+
+S = TypeVar("S", bound=Schedulable)
+
+
+class Scheduler(Generic[S]):
+    def __init__(self, slots: int, prefill_budget: int) -> None:
+        if slots < 1:
+            raise ValueError("a batch needs at least one slot")
+        self.slots = slots
+        self.prefill_budget = prefill_budget
+        self.waiting: deque[S] = deque()
+        self.running: dict[int, S] = {}
+        self._free = list(range(slots))  # a heap: the lowest free slot first
+
+    def add(self, sequence: S) -> None:
+        self.waiting.append(sequence)
+
+    @property
+    def idle(self) -> bool:
+        return not self.waiting and not self.running
+
+    @property
+    def rows(self) -> int:
+        """Rows a decode step must cover: up to the highest slot in use."""
+        return max(self.running) + 1 if self.running else 0
+
+    def __iter__(self) -> Iterator[S]:
+        """The running sequences, by slot."""
+        return iter([self.running[slot] for slot in sorted(self.running)])
+
+    def drop_stopped(self) -> list[S]:
+        """Waiting sequences whose job stopped: they leave without ever running."""
+        stopped = [s for s in self.waiting if s.should_stop()]
+        for sequence in stopped:
+            self.waiting.remove(sequence)
+        return stopped
+
+    def admit(self) -> list[S]:
+        """Give free slots to waiting sequences, in order, within the prefill budget.
+
+        The first one always fits, however long its prompt, so no prompt waits forever.
+        """
+        admitted: list[S] = []
+        budget = self.prefill_budget
+        while self.waiting and self._free:
+            length = self.waiting[0].prompt_length
+            if admitted and length > budget:
+                break
+            sequence = self.waiting.popleft()
+            sequence.slot = heapq.heappop(self._free)
+            self.running[sequence.slot] = sequence
+            admitted.append(sequence)
+            budget -= length
+        return admitted
+
+    def retire(self, sequence: S) -> None:
+        """Free the sequence's slot (it ended, stopped or failed)."""
+        slot = sequence.slot
+        if slot is None or self.running.get(slot) is not sequence:
+            return
+        del self.running[slot]
+        heapq.heappush(self._free, slot)

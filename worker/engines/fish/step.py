@@ -1,0 +1,340 @@
+"""S1-mini's forward passes for a continuous batch, from the model's own weights.
+
+fish-speech's `forward_generate` puts every row of a batch at one position and
+writes its KV cache at one index for all rows. A continuous batch needs each
+row (one slot, one sequence) at its own position, with its own KV writes and
+its own attention mask. These functions compute the same layers (the same
+weights, norms, rotary embedding and grouped-query attention) that way, over a
+KV cache the runner owns:
+
+- `prefill` fills one slot's cache with a prompt but its last column;
+- `decode_step` runs one column for every row: the slow transformer at each
+  row's position, the main token, then the fast transformer over the
+  codebooks, sampling each with the row's own knobs and generator; it writes
+  the new column into the slot state and flags end of speech on the device.
+
+The prompt's last column is decoded by the first step, so prefill never
+samples and a sequence's first token is drawn exactly like every later one.
+
+The step runs eagerly and is captured as a CUDA graph (runner.py), so its cost
+is its kernel count: norms are PyTorch's fused `rms_norm`, the rotary
+embedding is one complex product for queries and keys together, w1 and w3 are
+one matrix, residuals are added by in-place `addmm_`, attention is SDPA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worker.engines.fish.sampling import PENALTY, WINDOW, sample, uniforms
+
+FAST_VOCAB = 1024  # upstream samples the residual codebooks from their first 1024 logits
+
+
+@dataclass
+class Layer:
+    """One transformer block's weights, laid out for the step."""
+
+    norm: Tensor
+    qkv: Tensor
+    qk_norm: Tensor | None  # (heads + kv heads, head dim) float32: q_norm's, then k_norm's
+    wo: Tensor
+    ffn_norm: Tensor
+    w13: Tensor  # w1 and w3 stacked: one product
+    w2: Tensor
+    heads: int
+    kv_heads: int
+    head_dim: int
+    eps: float
+
+    @classmethod
+    def of(cls, block: Any, heads: int, kv_heads: int, head_dim: int, eps: float) -> Layer:
+        attention, mlp = block.attention, block.feed_forward
+        if attention.wqkv.bias is not None or attention.wo.bias is not None:
+            raise ValueError("attention biases are not supported (S1-mini has none)")
+        w13 = torch.cat([mlp.w1.weight, mlp.w3.weight])
+        inner = mlp.w1.weight.shape[0]
+        # The module keeps working on views of the stacked matrix: no second copy.
+        mlp.w1.weight.data, mlp.w3.weight.data = w13[:inner], w13[inner:]
+        qk_norm = None
+        if attention.attention_qk_norm:
+            q = attention.q_norm.weight.float().expand(heads, head_dim)
+            k = attention.k_norm.weight.float().expand(kv_heads, head_dim)
+            qk_norm = torch.cat([q, k])
+        return cls(
+            norm=block.attention_norm.weight,
+            qkv=attention.wqkv.weight,
+            qk_norm=qk_norm,
+            wo=attention.wo.weight,
+            ffn_norm=block.ffn_norm.weight,
+            w13=w13,
+            w2=mlp.w2.weight,
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            eps=eps,
+        )
+
+    def norm_in(self, h: Tensor) -> Tensor:
+        return F.rms_norm(h, (h.shape[-1],), self.norm, self.eps)
+
+    def qkv_of(self, x: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries (rows, heads, dim), keys and values (rows, kv heads, dim), rotated."""
+        heads, kv, dim = self.heads, self.kv_heads, self.head_dim
+        mixed = F.linear(x, self.qkv)
+        rows = x.shape[0]
+        qk = mixed[:, : (heads + kv) * dim].view(rows, heads + kv, dim)
+        v = mixed[:, (heads + kv) * dim :].view(rows, kv, dim)
+        if self.qk_norm is not None:
+            qk = F.rms_norm(qk, (dim,), eps=self.eps) * self.qk_norm  # float32
+        pairs = torch.view_as_complex(qk.float().view(rows, heads + kv, dim // 2, 2))
+        qk = torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
+        return qk[:, :heads], qk[:, heads:], v
+
+    def finish(self, h: Tensor, attended: Tensor) -> Tensor:
+        """Output projection, then the feed-forward block; both residuals in place."""
+        h.addmm_(attended, self.wo.t())
+        gate, up = F.linear(F.rms_norm(h, (h.shape[-1],), self.ffn_norm, self.eps), self.w13).chunk(
+            2, dim=-1
+        )
+        return h.addmm_(F.silu(gate) * up, self.w2.t())
+
+
+@dataclass
+class Model:
+    """What the step reads of a fish-speech DualARTransformer."""
+
+    slow: list[Layer]
+    fast: list[Layer]
+    embeddings: Tensor
+    codebook_embeddings: Tensor
+    norm: Tensor
+    output: Tensor  # the tied embeddings, or the output layer
+    fast_embeddings: Tensor
+    fast_project: Any  # a module (identity for S1-mini)
+    fast_norm: Tensor
+    fast_output: Tensor
+    rotation: Tensor  # (positions, head dim / 2) complex64
+    fast_rotation: Tensor  # (codebooks, fast head dim / 2) complex64
+    codebooks: int
+    codebook_size: int
+    semantic_begin: int
+    semantic_end: int
+    im_end: int
+    scale_codebooks: bool
+    eps: float
+
+    @classmethod
+    def of(cls, model: Any, im_end: int) -> Model:
+        c = model.config
+        slow = [
+            Layer.of(b, c.n_head, c.n_local_heads, c.head_dim, c.norm_eps) for b in model.layers
+        ]
+        fast = [
+            Layer.of(b, c.fast_n_head, c.fast_n_local_heads, c.fast_head_dim, c.norm_eps)
+            for b in model.fast_layers
+        ]
+        output = model.embeddings.weight if c.tie_word_embeddings else model.output.weight
+        return cls(
+            slow=slow,
+            fast=fast,
+            embeddings=model.embeddings.weight,
+            codebook_embeddings=model.codebook_embeddings.weight,
+            norm=model.norm.weight,
+            output=output,
+            fast_embeddings=model.fast_embeddings.weight,
+            fast_project=model.fast_project_in,
+            fast_norm=model.fast_norm.weight,
+            fast_output=model.fast_output.weight,
+            rotation=torch.view_as_complex(model.freqs_cis.float().contiguous()),
+            fast_rotation=torch.view_as_complex(model.fast_freqs_cis.float().contiguous()),
+            codebooks=c.num_codebooks,
+            codebook_size=c.codebook_size,
+            semantic_begin=model.tokenizer.semantic_begin_id,
+            semantic_end=model.tokenizer.semantic_end_id,
+            im_end=im_end,
+            scale_codebooks=c.scale_codebook_embeddings,
+            eps=c.norm_eps,
+        )
+
+    @property
+    def rows(self) -> int:
+        """Token rows of a column: the main token, then one per codebook."""
+        return 1 + self.codebooks
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Upstream's input embedding of columns x (rows, 1 + codebooks) -> (rows, dim)."""
+        offsets = torch.arange(self.codebooks, device=x.device) * self.codebook_size
+        codebooks = F.embedding(x[:, 1:] + offsets, self.codebook_embeddings).sum(dim=1)
+        semantic = ((x[:, 0] >= self.semantic_begin) & (x[:, 0] <= self.semantic_end))[:, None]
+        h = F.embedding(x[:, 0], self.embeddings) + torch.where(semantic, codebooks, 0)
+        if self.scale_codebooks:
+            h = torch.where(semantic, h / (self.codebooks + 1) ** 0.5, h)
+        return h
+
+    def logits(self, h: Tensor) -> Tensor:
+        return F.linear(F.rms_norm(h, (h.shape[-1],), self.norm, self.eps), self.output)
+
+
+@dataclass
+class Caches:
+    """Keys and values: (layers, slots, kv heads, positions, head dim)."""
+
+    keys: Tensor
+    values: Tensor
+    fast_keys: Tensor  # (fast layers, slots, fast kv heads, codebooks, fast head dim)
+    fast_values: Tensor
+
+
+@dataclass
+class Slots:
+    """Per-slot state on the device; row i of every tensor is slot i."""
+
+    tokens: Tensor  # (slots, rows) int64: the column each slot decodes next
+    positions: Tensor  # (slots,) int64: that column's position
+    counts: Tensor  # (slots,) int64: columns generated so far
+    history: Tensor  # (slots, rows, WINDOW) int64: the last columns, a ring
+    knobs: Tensor  # (slots, 4) float32: sampling.knobs()
+    seeds: Tensor  # (slots, 1) int64
+    active: Tensor  # (slots,) bool
+    ended: Tensor  # (slots,) bool: end of speech was drawn
+    end_at: Tensor  # (slots,) int64: the count at which it was
+    codes: Tensor  # (slots, codebooks, context) int32: generated codes by count
+
+
+class Attention:
+    """How decode attention is computed: SDPA, or plain products where SDPA refuses."""
+
+    sdpa = True
+
+
+def _attend(q: Tensor, keys: Tensor, values: Tensor, bias: Tensor | None) -> Tensor:
+    """One query position per row, grouped-query: q (rows, heads, dim) -> (rows, heads * dim).
+
+    The heads sharing a kv head are that head's queries (upstream's repeat_interleave).
+    """
+    rows, heads, dim = q.shape
+    grouped = q.reshape(rows, keys.shape[1], heads // keys.shape[1], dim)
+    if Attention.sdpa:
+        y = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=bias)
+    else:
+        scores = (grouped @ keys.transpose(-1, -2)) * dim**-0.5
+        if bias is not None:
+            scores = scores + bias
+        y = torch.softmax(scores.float(), dim=-1).to(values.dtype) @ values
+    return y.reshape(rows, heads * dim)
+
+
+def _decode_layer(
+    layer: Layer, h: Tensor, rotation: Tensor, bias: Tensor, keys: Tensor, values: Tensor,
+    positions: Tensor, length: int,
+) -> Tensor:  # fmt: skip
+    rows = h.shape[0]
+    q, k, v = layer.qkv_of(layer.norm_in(h), rotation)
+    index = torch.arange(rows, device=h.device)
+    keys[index, :, positions] = k
+    values[index, :, positions] = v
+    return layer.finish(h, _attend(q, keys[:rows, :, :length], values[:rows, :, :length], bias))
+
+
+def _fast(m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
+    """The fast transformer at codebook `position`; every row is at that position."""
+    rows = f.shape[0]
+    rotation = m.fast_rotation[position]
+    for n, layer in enumerate(m.fast):
+        q, k, v = layer.qkv_of(layer.norm_in(f), rotation)
+        keys, values = caches.fast_keys[n], caches.fast_values[n]
+        keys[:rows, :, position] = k
+        values[:rows, :, position] = v
+        visible = slice(0, position + 1)
+        f = layer.finish(f, _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None))
+    return f
+
+
+def slow_step(m: Model, caches: Caches, slots: Slots, rows: int, length: int) -> Tensor:
+    """The slow transformer for slots 0..rows-1 at their positions: hidden (rows, dim)."""
+    positions = slots.positions[:rows]
+    h = m.embed(slots.tokens[:rows])
+    rotation = m.rotation[positions][:, None]
+    visible = torch.arange(length, device=h.device) <= positions[:, None]
+    bias = torch.zeros_like(visible, dtype=h.dtype).masked_fill_(~visible, float("-inf"))
+    for n, layer in enumerate(m.slow):
+        keys, values = caches.keys[n], caches.values[n]
+        h = _decode_layer(layer, h, rotation, bias[:, None, None], keys, values, positions, length)
+    return h
+
+
+def fast_logits(m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
+    """The fast transformer's codebook logits at `position` for inputs f (rows, dim)."""
+    f = _fast(m, caches, f, position)
+    logits = F.linear(F.rms_norm(f, (f.shape[-1],), m.fast_norm, m.eps), m.fast_output)
+    return logits[:, :FAST_VOCAB]
+
+
+def decode_step(m: Model, caches: Caches, slots: Slots, rows: int, length: int) -> None:
+    """One column for slots 0..rows-1, in place; attention reads positions below `length`.
+
+    Every write goes to a slot tensor, so the step can be captured as a CUDA graph.
+    Inactive rows compute too (their slots are free); their results are dropped.
+    """
+    h = slow_step(m, caches, slots, rows, length)
+    counts = slots.counts[:rows, None]
+    knobs = slots.knobs[:rows].clone()
+    # The first token is drawn without a penalty, as upstream's prefill draws it.
+    knobs[:, PENALTY] = torch.where(counts[:, 0] == 0, 1.0, knobs[:, PENALTY])
+    window = slots.history[:rows]
+    # Upstream penalizes the main token with the window's oldest column (all rows).
+    oldest = torch.where(counts >= WINDOW, counts % WINDOW, 0)[:, None].expand(-1, m.rows, 1)
+    previous = torch.gather(window, 2, oldest)[..., 0]
+    u = uniforms(slots.seeds[:rows], counts, m.rows)
+    main = sample(m.logits(h), previous, knobs, u[:, :1])
+    column = [main, torch.clamp(main - m.semantic_begin, min=0)]
+    _fast(m, caches, m.fast_project(h), 0)
+    for position in range(1, m.codebooks):
+        f = F.embedding(column[-1], m.fast_embeddings)
+        logits = fast_logits(m, caches, f, position)
+        draw = u[:, position + 1 : position + 2]
+        column.append(sample(logits, window[:, position + 1], knobs, draw))
+    _advance(m, slots, torch.stack(column, dim=1), rows)
+
+
+def _advance(m: Model, slots: Slots, column: Tensor, rows: int) -> None:
+    """Record the new column of each row, flag end of speech, move active rows on."""
+    counts = slots.counts[:rows]
+    active = slots.active[:rows]
+    slots.tokens[:rows] = column
+    ring = (counts % WINDOW)[:, None, None].expand(-1, m.rows, 1)
+    slots.history[:rows].scatter_(2, ring, column[:, :, None])
+    index = torch.arange(rows, device=column.device)
+    slots.codes[index, :, counts] = column[:, 1:].to(slots.codes.dtype)
+    ended = slots.ended[:rows]
+    now = (column[:, 0] == m.im_end) & active & ~ended
+    slots.end_at[:rows] = torch.where(now, counts, slots.end_at[:rows])
+    ended |= now
+    step = active.to(counts.dtype)
+    slots.positions[:rows] += step
+    counts += step
+
+
+def prefill(m: Model, caches: Caches, slot: int, prompt: Tensor) -> None:
+    """Fill `slot`'s cache with the prompt (rows, length) but its last column."""
+    tokens = prompt[:, :-1].t()
+    length = tokens.shape[0]
+    if not length:
+        return
+    h = m.embed(tokens)
+    rotation = m.rotation[:length][:, None]
+    for n, layer in enumerate(m.slow):
+        q, k, v = layer.qkv_of(layer.norm_in(h), rotation)
+        caches.keys[n, slot, :, :length] = k.transpose(0, 1)
+        caches.values[n, slot, :, :length] = v.transpose(0, 1)
+        y = F.scaled_dot_product_attention(
+            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
+            is_causal=True, enable_gqa=True,
+        )  # fmt: skip
+        h = layer.finish(h, y[0].transpose(0, 1).reshape(length, -1))
