@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint deploy-check bench loadtest wrk browser install install-dev install-fish install-loadtest clean
+.PHONY: run test lint deploy-check faults bench loadtest wrk browser install install-dev install-fish install-loadtest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: install-dev lint browser
 ## deploy-check: only the deployment's checks (tests/deploy; `make test` runs them too)
 deploy-check: install-dev
 	$(BIN)/pytest tests/deploy -q
+
+## faults: the fault-injection suite, long versions (a few minutes); `make test` runs short ones
+faults: install-dev
+	SHOAL_FAULTS=full $(BIN)/pytest tests/faults -s -q --timeout 900
 
 ## bench: gateway, pipeline and streaming benchmarks against same-run baselines (a few minutes)
 bench: install-dev wrk

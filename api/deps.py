@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -12,9 +10,11 @@ import redis.asyncio as aredis
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shoal.api_keys import ANONYMOUS, KeyRing
 from shoal.audio_stream import AudioStreams
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unauthorized
+from shoal.rate_limit import RateLimiter
 from shoal.registry import load_catalog
 from shoal.settings import Settings
 from shoal.ssrf import Allowlist
@@ -38,6 +38,9 @@ class Services:
     webhook_allow: Allowlist
     voices: AsyncVoiceStore
     streams: AudioStreams
+    keyring: KeyRing
+    rate_limiter: RateLimiter
+    waiting: int = 0  # requests now holding a `Prefer: wait` in this process
     _catalog: tuple[float, Catalog | None] = field(default=(0.0, None))
 
     async def catalog(self) -> Catalog | None:
@@ -58,25 +61,29 @@ async def get_services(request: Request) -> Services:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from SHOAL_API_KEYS.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key: one of SHOAL_API_KEYS, or one made by `shoal keys create`.",
+)
 
 
 async def api_key(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The caller's identity ("anonymous" while auth is off); 401 on a missing or wrong key."""
-    keys = services.settings.api_keys
-    if not keys:
-        return "anonymous"
+    """The caller's id (never the key itself); "anonymous" while authentication is off.
+
+    401 on a missing, wrong or revoked key once keys are required.
+    """
+    keyring = services.keyring
+    if not await keyring.required():
+        return ANONYMOUS
     if credentials is None:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    offered = credentials.credentials.encode()
-    for key in keys:
-        if hmac.compare_digest(offered, key.encode()):
-            # Scopes idempotency keys per client, without keeping the key itself.
-            return hashlib.sha256(key.encode()).hexdigest()[:16]
-    raise Unauthorized("the API key is not valid")
+    caller = await keyring.caller(credentials.credentials)
+    if caller is None:
+        raise Unauthorized("the API key is not valid (wrong, or revoked)")
+    return caller
 
 
 CallerDep = Annotated[str, Depends(api_key)]

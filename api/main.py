@@ -11,19 +11,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import anyio
-import redis.asyncio as aredis
 from fastapi import FastAPI
+from redis import RedisError
 
+from api import openapi
 from api.deps import Services
 from api.limits import BodySizeLimit
 from api.observe import RequestObserver
 from api.problems import install_problem_handlers
 from api.routes import docs, fish_speech, jobs, openai_speech, playground, streams, system, voices
+from shoal.api_keys import KeyRing
 from shoal.audio_stream import AudioStreams
 from shoal.deliveries import AsyncDeliveries
 from shoal.errors import Unavailable
 from shoal.logs import configure_logging, get_logger
 from shoal.maintenance import run_maintenance
+from shoal.rate_limit import RateLimiter
+from shoal.redis_client import async_client
 from shoal.settings import Settings, get_settings
 from shoal.ssrf import Allowlist
 from shoal.storage import Storage
@@ -44,7 +48,7 @@ details with a stable `code`.
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    client = aredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = async_client(settings)
     storage = await anyio.to_thread.run_sync(Storage, settings)
     try:
         await anyio.to_thread.run_sync(storage.ensure_bucket)
@@ -56,12 +60,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         AsyncJobStore(client, settings),
         storage,
         AsyncDeliveries(client),
-        Allowlist.parse(settings.webhook_allow_hosts),
+        Allowlist.parse(settings.webhook_allow_hosts, settings.webhook_ports),
         AsyncVoiceStore(client, storage),
         AudioStreams(settings.redis_url),
+        KeyRing(client, settings.api_keys),
+        RateLimiter(client, settings.rate_limit_per_minute),
     )
-    if not settings.api_keys:
-        log.warning("authentication is off: SHOAL_API_KEYS is empty")
+    try:
+        if not await app.state.services.keyring.required():
+            log.warning("authentication is off: no SHOAL_API_KEYS and no managed key")
+    except RedisError:
+        log.warning("authentication: cannot tell yet (Redis unreachable); checked per request")
     services: Services = app.state.services
     maintenance = asyncio.create_task(
         run_maintenance(services.store, storage, services.deliveries, settings)
@@ -85,12 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Queue-based, asynchronous text-to-speech.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url=None,  # served by api.openapi, true to this deployment's settings
         docs_url=None,  # served by api.routes.docs, from bundled assets: no CDN
         redoc_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    routers = (jobs, streams, voices, fish_speech, openai_speech, system, docs, playground)
+    routers = (jobs, streams, voices, fish_speech, openai_speech, system, openapi, docs, playground)
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(

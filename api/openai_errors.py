@@ -18,6 +18,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from redis import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,6 +37,22 @@ def _type(status: int) -> str:
     if status == 429:
         return "rate_limit_error"
     return "server_error" if status >= 500 else "invalid_request_error"
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str
+
+
+class OpenAIError(BaseModel):
+    error: OpenAIErrorDetail
+
+
+def openai_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses in OpenAI's shape (a 422 is answered as 400)."""
+    return {400 if s == 422 else s: {"model": OpenAIError} for s in statuses}
 
 
 def openai_error(

@@ -6,6 +6,8 @@ stable machine-readable `code` and a `detail` a person can act on.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, get_args
 
 from fastapi import FastAPI, Request
@@ -16,13 +18,13 @@ from pydantic_core.core_schema import ErrorType
 from redis import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shoal.errors import ShoalError, Unavailable
+from shoal.errors import ShoalError
 from shoal.logs import get_logger
+from shoal.redis_client import as_unavailable
 
 log = get_logger(__name__)
 PROBLEM_TYPE = "https://github.com/shoal-tts/shoal/blob/main/docs/errors.md#"
 MEDIA_TYPE = "application/problem+json"
-DEFAULT_RETRY_AFTER_SECONDS = 5
 
 # Pydantic error types that have a more useful code of their own.
 _VALIDATION_CODES = {
@@ -38,7 +40,12 @@ _FIELD_CODES = {
     "response_format": "unsupported_format",
     "language": "invalid_language",
 }
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {
+    400: "malformed_body",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 class Problem(BaseModel):
@@ -48,6 +55,14 @@ class Problem(BaseModel):
     code: str = Field(description="Stable, machine-readable error code.")
     detail: str = Field(description="What went wrong and what to do about it.")
     errors: list[dict[str, Any]] | None = Field(None, description="Each invalid field.")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for routes: each status documented as a problem document."""
+    return {
+        status: {"model": Problem, "content": {"application/problem+json": {}}}
+        for status in statuses
+    }
 
 
 def problem_response(
@@ -114,22 +129,38 @@ async def _on_shoal_error(_: Request, exc: Exception) -> JSONResponse:
 def error_headers(exc: ShoalError) -> dict[str, str]:
     """What the response to `exc` must say besides its body (its own `headers` included)."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-    if exc.status in (429, 503):
-        headers["Retry-After"] = str(exc.extra.get("retry_after", DEFAULT_RETRY_AFTER_SECONDS))
-    return {**headers, **exc.headers}
+    headers.update(exc.headers)
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return headers
 
 
-async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method the path has (Starlette's 405 names only one route's), as documented."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return problem_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    detail = str(exc.detail)
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+        detail = f"{request.method} is not allowed here; the path accepts {headers['Allow']}"
+    return problem_response(exc.status_code, code, detail, headers)
 
 
 async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
     """Any Redis failure not translated closer to its source."""
-    return await _on_shoal_error(
-        request, Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable")
-    )
+    assert isinstance(exc, RedisError)
+    return await _on_shoal_error(request, as_unavailable(exc))
 
 
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ValidationError
 
 from api.deps import Services
 from api.observe import request_id
-from api.routes.jobs import accept
+from api.routes.jobs import accept, job_not_found
 from shoal.audio_stream import StreamInterrupted
-from shoal.errors import Conflict, InvalidRequest, NotFound, ShoalError, Unavailable
+from shoal.errors import Conflict, InvalidRequest, ShoalError, Unavailable
 from shoal.jobs import JobRecord, JobRequest, JobStatus
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -40,6 +40,10 @@ _TRANSIENT_CODES = frozenset({"gpu_out_of_memory", "storage_unavailable", "redis
 class MalformedBody(ShoalError):
     status = 400
     code = "malformed_body"
+
+
+# What a synchronous speech request may answer instead of its audio (for the docs).
+ERROR_STATUSES = (401, 404, 409, 413, 422, 429, 500, 503, 504)
 
 
 class SynthesisFailed(ShoalError):
@@ -85,10 +89,6 @@ def job_failure(record: JobRecord) -> ShoalError:
     )
 
 
-def not_found(job_id: str) -> NotFound:
-    return NotFound(f"no job {job_id!r}: the id is wrong or the job expired", code="job_not_found")
-
-
 def validate(model: type[Model], data: Any, rename: dict[str, str] | None = None) -> Model:
     """`model` from `data`; invalid fields answer like any FastAPI body, named as the client did."""
     try:
@@ -128,10 +128,10 @@ async def submit(
     idempotency_key: str | None,
     request: Request,
 ) -> str:
-    created = await accept(
+    accepted = await accept(
         services, job, caller, idempotency_key, request=request_id(request.scope)
     )
-    return created.job_id
+    return accepted.created.job_id
 
 
 async def whole_audio(services: Services, job_id: str) -> Response:
@@ -139,7 +139,7 @@ async def whole_audio(services: Services, job_id: str) -> Response:
     wait = services.settings.sync_wait_seconds
     record = await services.store.wait(job_id, wait)
     if record is None:
-        raise not_found(job_id)
+        raise job_not_found(job_id)
     if not record.status.is_terminal:
         raise _still_running(record, wait)
     if record.status is not JobStatus.SUCCEEDED or record.audio is None:
@@ -186,7 +186,7 @@ async def audio_pieces(services: Services, job_id: str) -> AsyncIterator[bytes]:
             continue
         record = await services.store.get(job_id)
         if record is None:
-            raise not_found(job_id)
+            raise job_not_found(job_id)
         if finished:
             async for data in _settle(services, record, sent):
                 yield data

@@ -111,6 +111,13 @@ class DeliveryLog:
     def attempts(self, job_id: str, event: str) -> int:
         return int(self.redis.hget(keys.delivery(job_id, event), "attempts") or 0)
 
+    def job_expires_in(self, job_id: str) -> float | None:
+        """Seconds until the job record expires (None: gone); retries must come before."""
+        ttl_ms = int(self.redis.pttl(keys.job(job_id)))
+        if ttl_ms == -1:  # no expiry (never written by shoal): no bound
+            return float("inf")
+        return ttl_ms / 1000 if ttl_ms >= 0 else None
+
 
 class AsyncDeliveries:
     """The gateway's side: job views, redelivery and promoting due retries."""

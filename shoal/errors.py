@@ -6,7 +6,7 @@
     ├── Conflict         409   the job is not in a state that allows the call
     ├── Unauthorized     401   missing or wrong API key
     ├── TooManyRequests  429   a per-key limit (rate, queued jobs); retry later
-    ├── Unavailable      503   Redis or storage unreachable (retry later)
+    ├── Unavailable      503   Redis or storage unreachable, the queue full (retry later)
     └── SynthesisError   ---   a job that cannot be synthesized; it ends `failed`
         └── Canceled           the job was canceled or lost its lease mid-run
 
@@ -23,12 +23,15 @@ from typing import Any, ClassVar
 class ShoalError(Exception):
     status: ClassVar[int] = 500
     code: str = "internal_error"
+    # Seconds a client should wait before trying again (the Retry-After header).
+    retry_after: float | None = None
 
     def __init__(
         self,
         message: str,
         *,
         code: str | None = None,
+        retry_after: float | None = None,
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
@@ -36,8 +39,10 @@ class ShoalError(Exception):
         self.message = message
         if code is not None:
             self.code = code
-        self.headers = headers or {}  # HTTP headers the response must carry
-        self.extra = extra  # more fields for the problem body
+        if retry_after is not None:
+            self.retry_after = retry_after
+        self.headers = headers or {}  # sent with the error (e.g. RateLimit-*)
+        self.extra = extra  # extra members of the problem document
 
 
 class InvalidRequest(ShoalError):
@@ -63,11 +68,13 @@ class Unauthorized(ShoalError):
 class TooManyRequests(ShoalError):
     status = 429
     code = "too_many_requests"
+    retry_after = 5.0
 
 
 class Unavailable(ShoalError):
     status = 503
     code = "unavailable"
+    retry_after = 5.0
 
 
 class SynthesisError(ShoalError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -17,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_serializer,
     field_validator,
@@ -89,6 +91,35 @@ def _trusted(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("trusted"))
 
 
+def _refuse_unspeakable(text: str) -> None:
+    """Control characters (NUL, bell, escape...) and unpaired surrogates are refused.
+
+    They carry no speech, break C engines (espeak reads NUL as the end) and
+    cannot be stored as UTF-8. Whitespace controls (tab, newline...), format
+    characters (bidi marks, joiners), emoji and combining marks are text.
+    """
+    for position, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category == "Cs" or (category == "Cc" and not char.isspace()):
+            raise PydanticCustomError(
+                "invalid_text",
+                "text contains U+{code:04X} at position {position}, "
+                "a control character or an unpaired surrogate: remove it",
+                {"code": ord(char), "position": position},
+            )
+
+
+def _refuse_surrogates(metadata: dict[str, Any]) -> None:
+    try:
+        json.dumps(metadata, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "invalid_metadata",
+            "metadata contains an unpaired surrogate (U+{code:04X}); send valid Unicode",
+            {"code": ord(exc.object[exc.start])},
+        ) from exc
+
+
 def new_job_id() -> str:
     """Server-generated, URL-safe and unguessable (128 random bits)."""
     return "job_" + secrets.token_urlsafe(16)
@@ -107,6 +138,8 @@ class EngineParams(_Strict):
     (default 1024) and seed unbounded; here they are bounded by the model's
     context (8192 positions) and by 32 bits, which every generator accepts.
     """
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # `"seed": false` is a mistake
 
     temperature: float | None = Field(None, ge=0.1, le=1.0, examples=[0.8])
     top_p: float | None = Field(None, ge=0.1, le=1.0, examples=[0.8])
@@ -145,15 +178,20 @@ class JobInput(_Strict):
     format: AudioFormat = Field(default_factory=lambda: AudioFormat(get_settings().default_format))
     engine_params: EngineParams = Field(default_factory=EngineParams)
     speed: float = Field(
-        1.0, ge=0.25, le=4.0, description="Speaking rate: 2.0 is twice as fast, pitch kept."
+        1.0,
+        ge=0.25,
+        le=4.0,
+        strict=True,
+        description="Speaking rate: 2.0 is twice as fast, pitch kept.",
     )
     sample_rate: int | None = Field(
         None,
+        strict=True,
         description="Resample to this rate (Hz); the engine's own rate when absent. "
         f"One of {', '.join(map(str, SAMPLE_RATES))}.",
         examples=[24000],
     )
-    stream: bool = Field(
+    stream: StrictBool = Field(  # 0 and "yes" are mistakes, not booleans
         False,
         description="Publish the audio while it is synthesized, to read from "
         "GET /v1/jobs/{id}/stream before the job ends.",
@@ -170,6 +208,7 @@ class JobInput(_Strict):
             return text
         if not text.strip():
             raise PydanticCustomError("text_empty", "text is empty; give the words to speak")
+        _refuse_unspeakable(text)
         limit = get_settings().max_text_chars
         if len(text) > limit:
             raise PydanticCustomError(
@@ -229,6 +268,7 @@ class JobRequest(JobInput):
     @field_validator("metadata")
     @classmethod
     def _metadata_is_small(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        _refuse_surrogates(metadata)
         size = len(json.dumps(metadata, separators=(",", ":")))
         if size > MAX_METADATA_BYTES:
             raise PydanticCustomError(

@@ -35,6 +35,10 @@ WEBHOOKS_SCHEDULED = f"{PREFIX}:webhooks:scheduled"
 WEBHOOKS_DISABLED = f"{PREFIX}:webhooks:disabled"
 # Sorted set of cloned voice ids by creation time.
 VOICES = f"{PREFIX}:voices"
+# Hash of managed API key id -> its record (JSON: name, created_at, digest).
+API_KEYS = f"{PREFIX}:apikeys"
+# Set once the first managed key is made, never unset: from then on keys are required.
+AUTH_REQUIRED = f"{PREFIX}:auth-required"
 
 
 def job(job_id: str) -> str:
@@ -94,3 +98,13 @@ AUTOSCALER = f"{PREFIX}:autoscaler:{TTS_QUEUE}"
 # Stream of jobs as they end (job, status, timestamps): completions per second
 # and time-to-audio percentiles for /v1/queue and `shoal watch`. Capped.
 COMPLETIONS = f"{PREFIX}:completions"
+
+
+def api_key(digest: str) -> str:
+    """A managed API key's id, found by the SHA-256 of the key (the key is never stored)."""
+    return f"{PREFIX}:apikey:{digest}"
+
+
+def rate_limit(caller: str) -> str:
+    """A caller's submit token bucket."""
+    return f"{PREFIX}:ratelimit:{caller}"

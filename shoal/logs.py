@@ -14,10 +14,12 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import structlog
 
-from shoal.settings import Settings
+if TYPE_CHECKING:  # shoal.settings imports modules that log
+    from shoal.settings import Settings
 
 # The header that carries a request's id in, out, and on to the job's webhooks.
 REQUEST_ID_HEADER = "x-request-id"

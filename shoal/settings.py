@@ -76,6 +76,9 @@ class Settings(BaseSettings):
 
     # Redis: job records and the Celery broker.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="Longest the gateway waits for a Redis reply (then 503)."
+    )
 
     # S3-compatible storage.
     s3_endpoint: str | None = Field(None, description="Endpoint workers and the gateway use.")
@@ -106,6 +109,15 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="OpenAI voice name -> shoal voice id, e.g. 'alloy=en-us,nova=voice_...'; "
         "OpenAI names not listed speak with the engine's default voice.",
+    )
+    max_waiters: int = Field(
+        100, ge=0, description="Requests one gateway holds in `Prefer: wait`; past it, 202 at once."
+    )
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Submits per API key per minute (token bucket); 0 = no limit."
+    )
+    metrics_token: str | None = Field(
+        None, description="When set, GET /metrics needs `Authorization: Bearer <token>`."
     )
     voice_min_seconds: float = Field(2.0, gt=0, description="Shortest reference recording.")
     voice_max_seconds: float = Field(30.0, gt=0, description="Longest reference recording.")
@@ -148,6 +160,10 @@ class Settings(BaseSettings):
     webhook_allow_hosts: CommaList = Field(
         default_factory=list, description="Hosts or CIDRs exempt from the SSRF guard."
     )
+    webhook_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [80, 443],
+        description="Ports webhook URLs may name (hosts in webhook_allow_hosts: any).",
+    )
     webhook_timeout_seconds: float = Field(15.0, gt=0, le=60, description="Per attempt.")
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         # Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
@@ -185,11 +201,11 @@ class Settings(BaseSettings):
             pairs[name.strip().lower()] = voice.strip()
         return pairs
 
-    @field_validator("webhook_retry_schedule", mode="before")
+    @field_validator("webhook_retry_schedule", "webhook_ports", mode="before")
     @classmethod
     def _split_numbers(cls, value: object) -> object:
         if isinstance(value, str):
-            return [float(part) for part in value.split(",") if part.strip()]
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("webhook_secret")

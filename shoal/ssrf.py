@@ -1,16 +1,19 @@
 """The SSRF guard for webhook URLs.
 
 A webhook URL is the one place where a client makes shoal's servers open a
-connection. Only globally routable unicast addresses are reachable: private,
-loopback, link-local (cloud metadata at 169.254.169.254), shared (CGNAT),
-multicast, unspecified and reserved addresses are refused, in IPv4 and IPv6,
-including IPv4 addresses embedded in IPv6 (mapped, 6to4, Teredo, NAT64).
-Operators exempt hosts or networks with SHOAL_WEBHOOK_ALLOW_HOSTS (local runs,
-tests, an in-cluster receiver).
+connection. Only globally reachable unicast addresses are reachable, as IANA's
+special-purpose registries define them (`shoal.special_addresses`, IPv4
+addresses embedded in IPv6 included), and only on the HTTP(S) ports
+(`SHOAL_WEBHOOK_PORTS`, 80 and 443 by default), so a webhook cannot knock on
+a mail server or a database. Operators exempt hosts or networks with
+SHOAL_WEBHOOK_ALLOW_HOSTS (local runs, tests, an in-cluster receiver); an
+exempt destination may use any port.
 
 The check runs at submit time and again at delivery, after resolution; the
-delivery then connects to the address that was checked, so DNS cannot change
-the answer in between (rebinding).
+delivery then connects to an address that was checked, so DNS cannot change
+the answer in between (rebinding). Refusals never name what a name resolved
+to, and delivery errors never echo the socket's error, so neither can be used
+to map a network.
 """
 
 from __future__ import annotations
@@ -23,11 +26,22 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from shoal.errors import InvalidRequest
+from shoal.special_addresses import IPAddress, is_public
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+__all__ = [
+    "MAX_URL_LENGTH",
+    "Allowlist",
+    "BlockedAddress",
+    "IPAddress",
+    "check_at_submit",
+    "is_public",
+    "parse_url",
+    "resolve",
+]
+
 MAX_URL_LENGTH = 2048
 SUBMIT_RESOLVE_SECONDS = 2.0
+HTTP_PORTS = frozenset({80, 443})
 
 
 class BlockedAddress(InvalidRequest):
@@ -36,44 +50,27 @@ class BlockedAddress(InvalidRequest):
 
 @dataclass(frozen=True)
 class Allowlist:
+    """What the operator opened beyond public addresses on the HTTP(S) ports."""
+
     hosts: frozenset[str]
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    ports: frozenset[int] = HTTP_PORTS
 
     @classmethod
-    def parse(cls, entries: Iterable[str]) -> Allowlist:
+    def parse(cls, entries: Iterable[str], ports: Iterable[int] = HTTP_PORTS) -> Allowlist:
         hosts, networks = set(), []
         for entry in entries:
             try:
                 networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
             except ValueError:
                 hosts.add(entry.lower().rstrip("."))
-        return cls(frozenset(hosts), tuple(networks))
+        return cls(frozenset(hosts), tuple(networks), frozenset(ports))
 
     def allows_host(self, host: str) -> bool:
         return host.lower().rstrip(".") in self.hosts
 
     def allows_address(self, address: IPAddress) -> bool:
         return any(address in network for network in self.networks)
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            return is_public(embedded)
-    return address.is_global and not address.is_multicast
 
 
 def parse_url(url: str) -> SplitResult:
@@ -101,6 +98,10 @@ def parse_url(url: str) -> SplitResult:
     return parts
 
 
+def port_of(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
@@ -108,29 +109,41 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def check_addresses(host: str, addresses: list[IPAddress], allow: Allowlist) -> list[IPAddress]:
+def _blocked(host: str) -> BlockedAddress:
+    what = "is" if _literal(host) is not None else "resolves to"
+    return BlockedAddress(
+        f"webhook host {host!r} {what} a private, loopback, link-local or otherwise "
+        "non-public address; shoal does not send webhooks there "
+        "(operators: SHOAL_WEBHOOK_ALLOW_HOSTS)"
+    )
+
+
+def check_addresses(
+    parts: SplitResult, addresses: list[IPAddress], allow: Allowlist
+) -> list[IPAddress]:
     """The addresses a connection may use; raises BlockedAddress if any is refused.
 
     All must pass: a name that resolves to one public and one private address
-    is refused rather than left to chance.
+    is refused rather than left to chance. An exempt host or network may use
+    any port; every other destination only the allowed (HTTP) ports.
     """
+    host = parts.hostname or ""
     if allow.allows_host(host):
         return addresses
-    for address in addresses:
-        if not (is_public(address) or allow.allows_address(address)):
-            raise BlockedAddress(
-                f"webhook host {host!r} resolves to {address}, a private, loopback, link-local "
-                "or otherwise non-public address; shoal does not send webhooks there "
-                "(operators: SHOAL_WEBHOOK_ALLOW_HOSTS)"
-            )
+    exempt = [allow.allows_address(address) for address in addresses]
+    if not all(ok or is_public(address) for ok, address in zip(exempt, addresses, strict=True)):
+        raise _blocked(host)
+    port = port_of(parts)
+    if port not in allow.ports and not all(exempt):
+        allowed = ", ".join(str(p) for p in sorted(allow.ports))
+        raise BlockedAddress(
+            f"webhook URL port {port} is not allowed; use one of {allowed} "
+            "(operators: SHOAL_WEBHOOK_PORTS)"
+        )
     return addresses
 
 
-def _port(parts: SplitResult) -> int:
-    return parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _unique(infos: list[tuple[object, ...]]) -> list[IPAddress]:
+def _unique(infos: Iterable[tuple[object, ...]]) -> list[IPAddress]:
     seen: dict[IPAddress, None] = {}
     for info in infos:
         sockaddr = info[4]
@@ -140,14 +153,17 @@ def _unique(infos: list[tuple[object, ...]]) -> list[IPAddress]:
 
 
 def resolve(url: str, allow: Allowlist) -> tuple[SplitResult, list[IPAddress]]:
-    """Resolve the URL's host and check every address (blocking; for workers)."""
+    """Resolve the URL's host and check every address (blocking; for workers).
+
+    OSError when the name does not resolve (DNS may come back: retry later).
+    """
     parts = parse_url(url)
     host = parts.hostname or ""
     literal = _literal(host)
     if literal is not None:
-        return parts, check_addresses(host, [literal], allow)
-    infos = socket.getaddrinfo(host, _port(parts), type=socket.SOCK_STREAM)
-    return parts, check_addresses(host, _unique(list(infos)), allow)
+        return parts, check_addresses(parts, [literal], allow)
+    infos = socket.getaddrinfo(host, port_of(parts), type=socket.SOCK_STREAM)
+    return parts, check_addresses(parts, _unique(infos), allow)
 
 
 async def check_at_submit(url: str, allow: Allowlist) -> None:
@@ -160,12 +176,12 @@ async def check_at_submit(url: str, allow: Allowlist) -> None:
     host = parts.hostname or ""
     literal = _literal(host)
     if literal is not None:
-        check_addresses(host, [literal], allow)
+        check_addresses(parts, [literal], allow)
         return
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(SUBMIT_RESOLVE_SECONDS):
-            infos = await loop.getaddrinfo(host, _port(parts), type=socket.SOCK_STREAM)
+            infos = await loop.getaddrinfo(host, port_of(parts), type=socket.SOCK_STREAM)
     except (OSError, TimeoutError):
         return
-    check_addresses(host, _unique(list(infos)), allow)
+    check_addresses(parts, _unique(infos), allow)

@@ -49,6 +49,7 @@ from shoal import completions, keys
 from shoal.errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from shoal.jobs import JobError, JobRecord, JobRequest, JobStatus, StoredAudio, new_job_id
 from shoal.queue import synthesize_message, webhook_message
+from shoal.redis_client import as_unavailable
 from shoal.settings import Settings
 from shoal.store_scripts import (
     CREATE,
@@ -118,17 +119,6 @@ class _Call(Generic[T]):
 
 def _as_transition(reply: Any) -> Transition:
     return Transition(str(reply[0]), str(reply[1]))
-
-
-def unavailable(exc: redis.RedisError) -> Unavailable:
-    """A Redis failure as clients should read it: full memory is not an outage."""
-    if isinstance(exc, redis.exceptions.OutOfMemoryError):
-        return Unavailable(
-            "Redis is out of memory and refuses new work; retry later "
-            "(operators: raise maxmemory, or lower SHOAL_MAX_QUEUED or SHOAL_RETENTION_SECONDS)",
-            code="redis_out_of_memory",
-        )
-    return Unavailable(f"Redis is unreachable: {exc}", code="redis_unavailable")
 
 
 def _idempotency_key(owner: str, idempotency_key: str | None) -> str:
@@ -422,14 +412,14 @@ class JobStore:
         try:
             reply = self._scripts[call.script](keys=call.keys, args=call.args)
         except redis.RedisError as exc:
-            raise unavailable(exc) from exc
+            raise as_unavailable(exc) from exc
         return call.parse(reply)
 
     def get(self, job_id: str) -> JobRecord | None:
         try:
             return _record(self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
         except redis.RedisError as exc:
-            raise unavailable(exc) from exc
+            raise as_unavailable(exc) from exc
 
     def claim(self, job_id: str, worker: str) -> tuple[Transition, str, JobRecord | None]:
         """Take a queued job: the transition, the lease token and the job as claimed.
@@ -444,7 +434,7 @@ class JobStore:
                 pipe.hgetall(keys.job(job_id))
                 reply, fields = pipe.execute()
         except redis.RedisError as exc:
-            raise unavailable(exc) from exc
+            raise as_unavailable(exc) from exc
         transition = call.parse(reply)
         return transition, token, _record(fields) if transition.ok else None
 
@@ -460,7 +450,7 @@ class JobStore:
                     self._scripts[call.script](keys=call.keys, args=call.args, client=pipe)
                 replies = pipe.execute()
         except redis.RedisError as exc:
-            raise unavailable(exc) from exc
+            raise as_unavailable(exc) from exc
         return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
 
     def succeed(self, job_id: str, token: str, audio: StoredAudio, now: float) -> Transition:
@@ -486,14 +476,14 @@ class AsyncJobStore:
         try:
             reply = await self._scripts[call.script](keys=call.keys, args=call.args)
         except redis.RedisError as exc:
-            raise unavailable(exc) from exc
+            raise as_unavailable(exc) from exc
         return call.parse(reply)
 
     async def get(self, job_id: str) -> JobRecord | None:
         try:
             return _record(await self.redis.hgetall(keys.job(job_id)))  # type: ignore[arg-type]
         except redis.RedisError as exc:
-            raise unavailable(exc) from exc
+            raise as_unavailable(exc) from exc
 
     async def create(
         self,
@@ -538,7 +528,7 @@ class AsyncJobStore:
         try:
             old = await self.redis.hget(keys.job(job_id), "message")
         except redis.RedisError as exc:
-            raise unavailable(exc) from exc
+            raise as_unavailable(exc) from exc
         if not old:
             return False
         return await self._run(self.commands.redispatch(job_id, str(old)))

@@ -29,17 +29,19 @@ import soundfile as sf
 
 from shoal import keys
 from shoal.errors import InvalidRequest
+from shoal.redis_client import as_unavailable
 from shoal.settings import Settings
 from shoal.storage import INLINE_VOICES_PREFIX, Storage
 from shoal.voices import VoiceRecord
 
 VOICE_PREFIX = "voices/"
 INLINE_ID_PREFIX = INLINE_VOICES_PREFIX.removeprefix(VOICE_PREFIX)
+VOICE_ID_PREFIX = "voice_"
 
 
 def new_voice_id() -> str:
     """Server-generated, URL-safe and unguessable (128 random bits)."""
-    return "voice_" + secrets.token_urlsafe(16)
+    return VOICE_ID_PREFIX + secrets.token_urlsafe(16)
 
 
 def inline_voice_id(owner: str, audio: bytes, transcript: str) -> str:
@@ -112,7 +114,9 @@ def check_reference(recording: Recording, transcript: str, settings: Settings) -
     return text
 
 
-def _record(voice_id: str, recording: Recording, transcript: str, name: str | None) -> VoiceRecord:
+def _record(
+    voice_id: str, recording: Recording, transcript: str, name: str | None, owner: str
+) -> VoiceRecord:
     return VoiceRecord(
         id=voice_id,
         name=name,
@@ -122,6 +126,7 @@ def _record(voice_id: str, recording: Recording, transcript: str, name: str | No
         format=recording.format,
         created_at=datetime.now(UTC),
         audio_key=f"{VOICE_PREFIX}{voice_id}/reference.{recording.format}",
+        owner=owner,
     )
 
 
@@ -157,9 +162,9 @@ class AsyncVoiceStore:
         self.storage = storage
 
     async def create(
-        self, data: bytes, recording: Recording, transcript: str, name: str | None
+        self, data: bytes, recording: Recording, transcript: str, name: str | None, owner: str
     ) -> VoiceRecord:
-        record = _record(new_voice_id(), recording, transcript, name)
+        record = _record(new_voice_id(), recording, transcript, name, owner)
         await anyio.to_thread.run_sync(
             self.storage.put, record.audio_key, data, f"audio/{recording.format}"
         )
@@ -168,8 +173,10 @@ class AsyncVoiceStore:
                 pipe.set(keys.voice(record.id), record.model_dump_json())
                 pipe.zadd(keys.VOICES, {record.id: time.time()})
                 await pipe.execute()
-        except BaseException:  # no record: leave no recording behind either
+        except BaseException as exc:  # no record: leave no recording behind either
             await anyio.to_thread.run_sync(self.storage.delete, [record.audio_key])
+            if isinstance(exc, redis.RedisError):
+                raise as_unavailable(exc) from exc
             raise
         return record
 
@@ -183,29 +190,38 @@ class AsyncVoiceStore:
         `ttl_seconds` from when it was made; its objects expire by the bucket's rule.
         """
         voice_id = inline_voice_id(owner, data, transcript)
-        existing = await self.get(voice_id)
+        existing = await self.get(voice_id, owner)
         if existing is not None:
             return existing
-        record = _record(voice_id, recording, transcript, "inline reference")
+        record = _record(voice_id, recording, transcript, "inline reference", owner)
         await anyio.to_thread.run_sync(
             self.storage.put, record.audio_key, data, f"audio/{recording.format}"
         )
-        await self.redis.set(keys.voice(voice_id), record.model_dump_json(), ex=ttl_seconds)
+        try:
+            await self.redis.set(keys.voice(voice_id), record.model_dump_json(), ex=ttl_seconds)
+        except redis.RedisError as exc:
+            raise as_unavailable(exc) from exc
         return record
 
-    async def get(self, voice_id: str) -> VoiceRecord | None:
+    async def get(self, voice_id: str, caller: str) -> VoiceRecord | None:
+        """The caller's voice; another key's voice is None, as if it did not exist."""
         raw = await self.redis.get(keys.voice(voice_id))
-        return VoiceRecord.model_validate_json(raw) if raw else None
+        record = VoiceRecord.model_validate_json(raw) if raw else None
+        return record if record is not None and record.owned_by(caller) else None
 
-    async def list(self) -> list[VoiceRecord]:
+    async def list(self, caller: str) -> list[VoiceRecord]:
+        """The caller's voices, oldest first."""
         ids: list[str] = await self.redis.zrange(keys.VOICES, 0, -1)  # type: ignore[assignment]
         if not ids:
             return []
         raws = await self.redis.mget([keys.voice(voice_id) for voice_id in ids])
-        return [VoiceRecord.model_validate_json(raw) for raw in raws if raw]
+        records = (VoiceRecord.model_validate_json(raw) for raw in raws if raw)
+        return [record for record in records if record.owned_by(caller)]
 
-    async def delete(self, voice_id: str) -> bool:
-        """Forget the voice, then delete its objects; False if there was none."""
+    async def delete(self, voice_id: str, caller: str) -> bool:
+        """Forget the caller's voice, then delete its objects; False if it has none."""
+        if await self.get(voice_id, caller) is None:
+            return False
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.voice(voice_id))
             pipe.zrem(keys.VOICES, voice_id)

@@ -73,12 +73,17 @@ class ClonedVoice(BaseModel):
 
 
 class VoiceRecord(ClonedVoice):
-    """As stored in Redis: the public fields plus where the recording lives."""
+    """As stored in Redis: the public fields, where the recording lives, whose it is."""
 
     audio_key: str
+    # The caller id of the API key that made it; None on voices made before owners.
+    owner: str | None = None
+
+    def owned_by(self, caller: str) -> bool:
+        return self.owner is None or self.owner == caller
 
     def public(self) -> ClonedVoice:
-        return ClonedVoice.model_validate(self.model_dump(exclude={"audio_key"}))
+        return ClonedVoice.model_validate(self.model_dump(exclude={"audio_key", "owner"}))
 
 
 class VoiceList(BaseModel):

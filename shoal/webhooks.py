@@ -24,15 +24,18 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import SplitResult
 
 import httpx
 from pydantic import BaseModel, Field, field_validator
 
+from shoal.logs import get_logger
 from shoal.ssrf import IPAddress, parse_url
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
 USER_AGENT = "shoal-webhooks/1"
+log = get_logger(__name__)
 
 
 class WebhookEvent(StrEnum):
@@ -205,33 +208,51 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def no_response(timeout: float) -> str:
+    """What a client sees of any attempt that got no HTTP response: the same words
+    whatever the socket said (refused, reset, unreachable, TLS, timeout), so
+    webhooks cannot be used to probe which ports of a host are open."""
+    return f"no HTTP response from the receiver within {timeout:g} s"
+
+
+def _through(parts: SplitResult, address: IPAddress) -> str:
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    return parts._replace(netloc=literal + (f":{parts.port}" if parts.port else "")).geturl()
+
+
 def post(
     client: httpx.Client,
     url: str,
-    address: IPAddress,
+    addresses: Sequence[IPAddress],
     body: bytes,
     headers: dict[str, str],
     timeout: float,
 ) -> AttemptResult:
-    """POST to `url` through the already-checked `address`; never follows redirects."""
+    """POST to `url` through the already-checked addresses; never follows redirects.
+
+    Each address is tried in turn until one accepts the connection (a host with
+    a dead IPv6 address and a live IPv4 one still gets its webhook). The
+    socket's own error is logged, never returned: it would tell a client which
+    ports are open.
+    """
     parts = parse_url(url)
-    host = parts.hostname or ""
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    netloc = literal + (f":{parts.port}" if parts.port else "")
-    target = parts._replace(netloc=netloc).geturl()
     request_headers = {**headers, "host": parts.netloc.rsplit("@", 1)[-1]}
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    try:
-        response = client.post(
-            target,
-            content=body,
-            headers=request_headers,
-            timeout=timeout,
-            follow_redirects=False,
-            extensions=extensions,
-        )
-    except httpx.TimeoutException:
-        return AttemptResult("retry", None, f"no response within {timeout:g} s")
-    except httpx.HTTPError as exc:
-        return AttemptResult("retry", None, f"{type(exc).__name__}: {exc}")
-    return classify(response)
+    extensions = {"sni_hostname": parts.hostname or ""} if parts.scheme == "https" else {}
+    for address in addresses:
+        try:
+            response = client.post(
+                _through(parts, address),
+                content=body,
+                headers=request_headers,
+                timeout=timeout,
+                follow_redirects=False,
+                extensions=extensions,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            log.info("webhook connection failed", address=str(address), error=repr(exc))
+            continue  # nothing was sent: the next address may answer
+        except httpx.HTTPError as exc:
+            log.info("webhook request failed", address=str(address), error=repr(exc))
+            break
+        return classify(response)
+    return AttemptResult("retry", None, no_response(timeout))

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import soundfile as sf
 from shoal import keys
 from shoal.local.ports import free_port
 from shoal.local.processes import ProcessSpec, spawn, stop
+from shoal.local.s3_server import SOCKET_FOLDER
 from shoal.local.stack import gateway_spec, worker_spec
 
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -47,33 +48,50 @@ def running(spec: ProcessSpec) -> Iterator[Any]:
         stop(process, timeout=15)
 
 
+def gateway_on(
+    port: int,
+    env: Env,
+    probe: str = "/readyz",
+    log_file: Path | None = None,
+    processes: int = 1,
+) -> subprocess.Popen[bytes]:
+    """A uvicorn gateway process on `port`, once it answers `probe`.
+
+    `log_file` catches its output; `processes` > 1 runs that many uvicorn workers.
+    """
+    spec = replace(gateway_spec("127.0.0.1", port, env.full()), log_file=log_file)
+    if processes > 1:
+        spec.argv = [*spec.argv, "--workers", str(processes)]
+    process = spawn(spec)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise AssertionError("the gateway exited during start-up")
+        try:
+            if httpx.get(url + probe, timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop(process, timeout=10)
+            raise AssertionError(f"the gateway never answered {probe}")
+        time.sleep(0.1)
+
+
 @contextmanager
 def gateway(
     env: Env, ready: bool = True, log_file: Path | None = None, processes: int = 1
 ) -> Iterator[str]:
-    """A uvicorn gateway; waits for /readyz, or only for /healthz when `ready` is False.
-
-    `log_file` catches its output; `processes` > 1 runs that many uvicorn workers.
-    """
+    """A uvicorn gateway; waits for /readyz, or only for /healthz when `ready` is False."""
     port = free_port()
-    probe = "/readyz" if ready else "/healthz"
-    spec = gateway_spec("127.0.0.1", port, env.full())
-    spec.log_file = log_file
-    if processes > 1:
-        spec.argv += ["--workers", str(processes)]
-    with running(spec) as process:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "the gateway exited during start-up"
-            try:
-                if httpx.get(url + probe, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"the gateway never answered {probe}"
-            time.sleep(0.1)
-        yield url
+    process = gateway_on(
+        port, env, "/readyz" if ready else "/healthz", log_file=log_file, processes=processes
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process, timeout=15)
 
 
 def start_worker_spec(env: Env, name: str, queues: str = keys.TTS_QUEUE) -> ProcessSpec:
@@ -181,3 +199,8 @@ def storage_settings(env: Env) -> Any:
 
     fields = {name[6:].lower(): value for name, value in env.values.items()}
     return Settings(**fields)
+
+
+def weed_sockets_in_tmp(ports: list[int]) -> list[Path]:
+    """What SeaweedFS left in /tmp for these ports (it names its sockets after them)."""
+    return [path for port in ports for path in SOCKET_FOLDER.glob(f"seaweedfs-*-{port}.sock")]

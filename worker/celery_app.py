@@ -12,9 +12,11 @@ from kombu import Exchange, Queue
 
 from shoal import keys
 from shoal.settings import Settings, get_settings
+from worker import broker
 
 
 def create_celery(settings: Settings) -> Celery:
+    broker.install()  # a failed ack must not take a prefetch slot for good
     app = Celery("shoal", broker=settings.redis_url, set_as_current=True)
     app.conf.update(
         task_acks_late=True,

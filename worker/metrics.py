@@ -47,7 +47,8 @@ BATCH_SEQUENCES = Gauge(
 )
 WEBHOOKS = Counter(
     "shoal_webhook_deliveries_total",
-    "Webhook attempts by outcome: delivered, retrying, failed, disabled.",
+    "Webhook attempts by outcome: delivered, retrying, failed, disabled, expired "
+    "(retries cut at the job's expiry, or the job gone before the attempt).",
     ["outcome"],
 )
 WEBHOOK_SECONDS = Histogram(

@@ -162,6 +162,7 @@ class JobRunner:
             metrics.observe_discarded()
             return
         metrics.observe_succeeded(record, audio, stages.ms)
+        self._discard_earlier_runs(record)
         log.info(
             "job succeeded",
             audio_seconds=round(audio.duration_seconds, 2),
@@ -179,10 +180,22 @@ class JobRunner:
             return None
 
     def _discard(self, audio: StoredAudio) -> None:
+        self._delete([audio.key])
+
+    def _discard_earlier_runs(self, record: JobRecord) -> None:
+        """What earlier runs may have uploaded before they died unrecorded (a killed worker,
+        a lost lease): only this run's audio is the job's, and only it may stay."""
+        self._delete(
+            [audio_key(record.id, n, record.input.format) for n in range(1, record.attempts)]
+        )
+
+    def _delete(self, keys: list[str]) -> None:
+        if not keys:
+            return
         try:
-            self.storage.delete([audio.key])
-        except Unavailable as exc:  # the lifecycle rule removes it at the latest
-            log.warning("cannot delete discarded audio", key=audio.key, error=exc.message)
+            self.storage.delete(keys)
+        except Unavailable as exc:  # the lifecycle rule removes them at the latest
+            log.warning("cannot delete discarded audio", keys=keys, error=exc.message)
 
     def _voice(
         self, name: str | None, language: str | None

@@ -1,8 +1,14 @@
 """One webhook attempt, start to finish, on the CPU webhook workers.
 
 Check the URL again after resolving it (the SSRF guard), sign the event with
-every current secret, POST it to the checked address, then record the outcome
+every current secret, POST it to a checked address, then record the outcome
 and schedule the retry (with jitter, honouring Retry-After) or give up.
+
+A retry can only be sent while the job exists (its body is the job, with a
+fresh audio URL): the schedule is cut at the job's expiry
+(SHOAL_RETENTION_SECONDS). A retry that would come later is not scheduled; the
+delivery ends `failed` at once, saying why, with a warning in the log and the
+`expired` outcome in `shoal_webhook_deliveries_total`.
 """
 
 from __future__ import annotations
@@ -51,13 +57,25 @@ class WebhookSender:
     http: httpx.Client
 
     def __post_init__(self) -> None:
-        self.allow = ssrf.Allowlist.parse(self.settings.webhook_allow_hosts)
+        self.allow = ssrf.Allowlist.parse(
+            self.settings.webhook_allow_hosts, self.settings.webhook_ports
+        )
+        span = sum(self.settings.webhook_retry_schedule) * (1 + JITTER)
+        if span > self.settings.retention_seconds:
+            log.info(
+                "webhook retries are cut at the job's expiry",
+                schedule_seconds=round(span),
+                retention_seconds=self.settings.retention_seconds,
+            )
 
     def run(self, job_id: str, event: str, webhook_id: str) -> None:
         with bind_job(job_id):
             record = self.store.get(job_id)
             if record is None or record.webhook is None:
-                log.info("webhook dropped: the job expired", webhook_event=event)
+                # Only a redelivery asked at the last moment, or a worker down for longer
+                # than the margin, gets here: scheduled retries stop before expiry.
+                log.warning("webhook not sent: the job expired", webhook_event=event)
+                metrics.WEBHOOKS.labels("expired").inc()
                 return
             with bind_request(record.request_id):
                 self._deliver(record, record.webhook.url, event, webhook_id)
@@ -82,13 +100,14 @@ class WebhookSender:
         except ssrf.BlockedAddress as exc:
             return AttemptResult("give_up", None, exc.message)
         except OSError as exc:  # DNS down or the name gone: may come back
-            return AttemptResult("retry", None, f"cannot resolve the host: {exc}")
+            log.info("webhook host did not resolve", error=str(exc))
+            return AttemptResult("retry", None, "the receiver's host name did not resolve")
         body = event_body(event, record, self.storage, self.settings)
         headers = signed_headers(webhook_id, body, self.settings.webhook_secret)
         if record.request_id:  # the receiver can log it too: one id for the job's whole life
             headers[REQUEST_ID_HEADER] = record.request_id
         timeout = self.settings.webhook_timeout_seconds
-        return post(self.http, url, addresses[0], body, headers, timeout)
+        return post(self.http, url, addresses, body, headers, timeout)
 
     def _next_delay(self, attempts: int, retry_after: float | None) -> float | None:
         """Seconds until the next attempt, or None when the schedule is used up."""
@@ -100,12 +119,19 @@ class WebhookSender:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
         return delay
 
+    def _margin(self) -> float:
+        """How long before the job's expiry a retry must be due to still find the job:
+        the promotion's lag (maintenance interval) plus one attempt's timeout, twice."""
+        settings = self.settings
+        return 2 * (settings.maintenance_interval_seconds + settings.webhook_timeout_seconds)
+
     def _settle(
         self, record: JobRecord, event: str, webhook_id: str, result: AttemptResult
     ) -> None:
         job_id = record.id
         retry = None
         error = result.error
+        outcome: str | None = None
         if result.verdict == "delivered":
             state = DeliveryState.DELIVERED
         elif result.verdict == "gone":
@@ -117,14 +143,24 @@ class WebhookSender:
         else:
             attempts = self.deliveries.attempts(job_id, event) + 1
             delay = self._next_delay(attempts, result.retry_after)
+            left = self.deliveries.job_expires_in(job_id)
             if delay is None:
                 state = DeliveryState.FAILED
                 error = f"gave up after {attempts} attempts; last: {result.error}"
+            elif left is None or delay > left - self._margin():
+                state, outcome = DeliveryState.FAILED, "expired"
+                error = (
+                    f"gave up after {attempts} attempts: the next retry (in {delay:.0f} s) "
+                    f"would come after the job expires (in {max(left or 0, 0):.0f} s, "
+                    "SHOAL_RETENTION_SECONDS); last: "
+                    f"{result.error}"
+                )
+                log.warning("webhook retries cut by retention", webhook_event=event)
             else:
                 state = DeliveryState.PENDING
                 retry = (time.time() + delay, webhook_id)
         self.deliveries.record(job_id, event, state, result.status_code, error, retry)
-        metrics.WEBHOOKS.labels(state.value if retry is None else "retrying").inc()
+        metrics.WEBHOOKS.labels(outcome or (state.value if retry is None else "retrying")).inc()
         log.info(
             "webhook attempt",
             webhook_event=event,

@@ -12,6 +12,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.openapi import OPENAPI_URL
+
 ASSETS = "/docs-assets"
 # Swagger UI starts itself with an inline script; nothing may come from another origin.
 CSP = (
@@ -33,7 +35,7 @@ async def swagger_ui(request: Request) -> HTMLResponse:
     root = request.scope.get("root_path", "")
     return _secured(
         get_swagger_ui_html(
-            openapi_url=f"{root}{request.app.openapi_url}",
+            openapi_url=f"{root}{OPENAPI_URL}",
             title=f"{request.app.title} - API reference",
             swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
@@ -49,7 +51,7 @@ async def redoc(request: Request) -> HTMLResponse:
     root = request.scope.get("root_path", "")
     return _secured(
         get_redoc_html(
-            openapi_url=f"{root}{request.app.openapi_url}",
+            openapi_url=f"{root}{OPENAPI_URL}",
             title=f"{request.app.title} - ReDoc",
             redoc_js_url=f"{root}{ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{ASSETS}/favicon.png",

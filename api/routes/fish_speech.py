@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import anyio
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import CallerDep, Services, ServicesDep
-from api.problems import Problem
+from api.problems import problem_responses
+from api.routes.jobs import IdempotencyKey
 from api.speech import (
+    ERROR_STATUSES,
     MSGPACK_TYPES,
     audio_pieces,
     read_body,
@@ -132,10 +134,7 @@ def _job(body: FishTTSRequest, voice: str | None) -> JobRequest:
     response_class=Response,
     responses={
         200: {"content": {fmt.content_type: {} for fmt in AudioFormat}, "description": "Audio."},
-        **{
-            status: {"model": Problem, "content": {"application/problem+json": {}}}
-            for status in (400, 401, 413, 422, 500, 503, 504)
-        },
+        **problem_responses(400, *ERROR_STATUSES),
     },
     openapi_extra=request_body_docs(FishTTSRequest, ["application/json", *sorted(MSGPACK_TYPES)]),
 )
@@ -143,7 +142,7 @@ async def tts(
     request: Request,
     services: ServicesDep,
     caller: CallerDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Speak `text` and answer with the audio (streamed as it is made with `streaming`).
 

@@ -11,14 +11,22 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CallerDep, ServicesDep
-from api.openai_errors import FIELD_NAMES, OpenAIRoute
-from api.speech import audio_pieces, streaming_response, submit, validate, whole_audio
+from api.openai_errors import FIELD_NAMES, OpenAIRoute, openai_error_responses
+from api.routes.jobs import IdempotencyKey
+from api.speech import (
+    ERROR_STATUSES,
+    audio_pieces,
+    streaming_response,
+    submit,
+    validate,
+    whole_audio,
+)
 from shoal.errors import InvalidRequest, ShoalError
 from shoal.jobs import AudioFormat, JobRequest
 from shoal.logs import get_logger
@@ -109,14 +117,17 @@ async def _sse(pieces: AsyncIterator[bytes], characters: int) -> AsyncIterator[b
     "/v1/audio/speech",
     summary="Synthesize (OpenAI API)",
     response_class=Response,
-    responses={200: {"content": {fmt.content_type: {} for fmt in AudioFormat}}},
+    responses={
+        200: {"content": {fmt.content_type: {} for fmt in AudioFormat}},
+        **openai_error_responses(*ERROR_STATUSES),
+    },
 )
 async def speech(
     http: Request,
     body: SpeechRequest,
     services: ServicesDep,
     caller: CallerDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Speak `input` and answer with the audio (streamed as it is made with `stream_format`).
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal.cli import batch, jobs, report, say, up, voices, watch  # noqa: F401  register commands
+from shoal.cli import batch, jobs, keys, report, say, up, voices, watch  # noqa: F401  register
 from shoal.cli.app import app, console
 
 __all__ = ["app", "console"]

@@ -25,7 +25,13 @@ def free_ports(count: int) -> list[int]:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on the port now.
+
+    With SO_REUSEADDR, as uvicorn and every server binds: without it, the
+    TIME_WAIT connections a previous run left for a minute read as "in use".
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

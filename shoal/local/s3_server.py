@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,11 @@ from shoal.local.processes import ProcessSpec
 
 # Socket names are limited to 108 bytes; weed adds about 30 to the folder.
 MAX_SOCKET_DIR = 70
+# weed makes unix sockets named after its ports in /tmp, whatever TMPDIR says
+# (/tmp/seaweedfs-<component>[-grpc]-<port>.sock), and leaves them when it stops.
+# Only the S3 and filer ones can be put elsewhere (-s3.localSocket,
+# -filer.localSocket); the gRPC ones are deleted by name once weed has stopped.
+SOCKET_FOLDER = Path("/tmp")
 # Besides S3, weed mini listens for these components, each on a port and a gRPC port.
 _COMPONENTS = ("master", "volume", "filer", "admin")
 
@@ -63,20 +67,22 @@ class Credentials:
 class SeaweedS3:
     data_dir: Path
     port: int = 0  # the S3 port; 0 picks a free one
-    _tmp: Path = field(init=False)
+    ports: list[int] = field(default_factory=list, init=False)  # every port weed listens on
 
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.credentials = Credentials.load_or_create(self.data_dir / "credentials.json")
-        # weed puts unix sockets in TMPDIR: inside the data folder, unless that path
-        # is too long for a socket name (108 bytes), then a folder of our own in /tmp.
-        run = self.data_dir.resolve() / "run"
-        if len(str(run)) <= MAX_SOCKET_DIR:
-            run.mkdir(exist_ok=True)
-            self._tmp = run
-        else:
-            self._tmp = Path(tempfile.mkdtemp(prefix="shoal-weed-"))
+        self.run_dir = self.data_dir.resolve() / "run"  # weed's TMPDIR and movable sockets
+        self.run_dir.mkdir(exist_ok=True)
+
+    def _local_sockets(self) -> list[str]:
+        if len(str(self.run_dir)) > MAX_SOCKET_DIR:
+            return []  # too long for a socket name: weed's defaults, deleted by name
+        return [
+            f"-s3.localSocket={self.run_dir / 's3.sock'}",
+            f"-filer.localSocket={self.run_dir / 'filer.sock'}",
+        ]
 
     @property
     def endpoint(self) -> str:
@@ -93,7 +99,8 @@ class SeaweedS3:
         }
         config.write_text(json.dumps({"identities": [identity]}))
         config.chmod(0o600)
-        free = iter(free_ports(1 + 2 * len(_COMPONENTS)))
+        self.ports = [self.port, *free_ports(1 + 2 * len(_COMPONENTS))]
+        free = iter(self.ports[1:])
         ports = [f"-s3.port={self.port}", f"-s3.port.grpc={next(free)}"]
         for component in _COMPONENTS:
             ports += [f"-{component}.port={next(free)}", f"-{component}.port.grpc={next(free)}"]
@@ -115,9 +122,10 @@ class SeaweedS3:
                 "-s3.port.lance=0",
                 "-master.volumeSizeLimitMB=256",
                 f"-s3.config={config.resolve()}",
+                *self._local_sockets(),
                 *ports,
             ],
-            env={"TMPDIR": str(self._tmp), "PATH": "/usr/bin:/bin"},
+            env={"TMPDIR": str(self.run_dir), "PATH": "/usr/bin:/bin"},
             log_file=self.data_dir / "weed.log",
             stop_timeout=10.0,
         )
@@ -144,8 +152,17 @@ class SeaweedS3:
                     raise
                 time.sleep(0.1)
 
+    def sockets(self) -> list[Path]:
+        """The unix sockets of this server still on disk."""
+        named = [
+            path for port in self.ports for path in SOCKET_FOLDER.glob(f"seaweedfs-*-{port}.sock")
+        ]
+        return named + [path for path in self.run_dir.glob("*") if path.is_socket()]
+
     def cleanup(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        """Delete what weed leaves behind; call once it has stopped."""
+        for path in self.sockets():
+            path.unlink(missing_ok=True)
 
     def env(self) -> dict[str, str]:
         """The settings that point shoal at this server."""

@@ -205,3 +205,46 @@ def test_api_keys_are_enforced(live: Live) -> None:
             )
             assert ok.status_code == 202
         assert httpx.get(f"{url}/healthz").status_code == 200  # probes stay open
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ('{"text": "a\\u0000b"}', "invalid_text"),  # NUL: espeak would stop reading there
+        ('{"text": "ring \\u0007 bell"}', "invalid_text"),
+        ('{"text": "esc \\u001b[31m"}', "invalid_text"),
+        ('{"text": "\\ud800 lone surrogate"}', "invalid_text"),
+        ('{"text": "Hi", "metadata": {"k": "\\udfff"}}', "invalid_metadata"),
+        ('{"text": "Hi", "voice": "\\ud800"}', "invalid_value"),
+        ('{"text": "' + "a" * 10_000 + '"}', "text_too_long"),  # one 10,000-character word
+    ],
+    ids=["nul", "bell", "escape", "surrogate", "metadata-surrogate", "voice-surrogate", "10k-word"],
+)
+def test_unspeakable_text_is_refused_with_a_code(
+    client: httpx.Client, live: Live, raw: str, code: str
+) -> None:
+    before = (queued_messages(live), job_count(live))
+    response = client.post("/v1/jobs", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == code
+    assert (queued_messages(live), job_count(live)) == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Right\u202eto\u202cleft override, and an Arabic \u200fmark.",  # bidi controls
+        "Hello \U0001f44b\U0001f3fd and \U0001f468\u200d\U0001f469\u200d\U0001f467!",  # emoji, ZWJ
+        "Cafe\u0301 with combining marks: a\u0300\u0301\u0302\u0303.",
+        "Hello, Привет, 你好, مرحبا, שלום, नमस्ते.",  # mixed scripts
+        "Tabs\tand\nnew\r\nlines.",
+    ],
+    ids=["bidi", "emoji", "combining", "mixed-scripts", "whitespace-controls"],
+)
+def test_unusual_but_real_text_is_spoken(client: httpx.Client, text: str) -> None:
+    response = client.post("/v1/jobs", json={"text": text})
+    assert response.status_code == 202, response.text
+    assert response.json()["input"]["text"] == text  # stored and echoed exactly
+    done = wait_for_job(client, response.json()["id"])
+    assert done["status"] == "succeeded", done
+    assert done["audio"]["duration_seconds"] > 0.3

@@ -68,6 +68,7 @@ def test_the_services_the_issue_names() -> None:
     # Redis keeps an append-only file on a volume.
     command = services["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "always"  # a 202 is on disk
     assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
     # One GPU reserved per GPU worker; the espeak worker for machines without one.
     (device,) = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]

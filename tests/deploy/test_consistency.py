@@ -251,3 +251,19 @@ def test_scaling_counts_as_many_jobs_per_worker_as_it_batches(
                 command = container["command"]
                 assert command[command.index("--max-jobs") + 1] == str(batch), r.name
     assert {1, 16, 64} <= seen  # espeak, and both GPU tiers, are covered
+
+
+def _option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_redis_is_as_durable_everywhere_as_locally(rendered: dict[str, Rendered]) -> None:
+    """A 202 means the job is on disk: the AOF is fsynced before each reply, and Redis
+    refuses writes when full rather than evicting queued jobs, wherever it runs."""
+    redis = rendered["overlays/gpu"].get("StatefulSet", "redis")
+    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    compose_args = compose.load()["services"]["redis"]["command"]
+    for args in (container["args"], compose_args):
+        assert _option(args, "--appendonly") == "yes"
+        assert _option(args, "--appendfsync") == "always"
+        assert _option(args, "--maxmemory-policy") == "noeviction"

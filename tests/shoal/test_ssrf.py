@@ -41,8 +41,30 @@ def test_public_addresses_pass(address: str) -> None:
 
 
 def test_names_are_checked_after_resolution() -> None:
-    with pytest.raises(BlockedAddress, match="localhost"):
-        resolve("http://localhost:8080/hook", NOBODY)
+    with pytest.raises(BlockedAddress, match="localhost") as raised:
+        resolve("http://localhost/hook", NOBODY)
+    # What the name resolved to is not told: it would map the operator's network.
+    assert "127.0.0.1" not in raised.value.message and "::1" not in raised.value.message
+
+
+@pytest.mark.parametrize("port", [22, 25, 6379, 8080, 9200, 11211])
+def test_only_http_ports_by_default(port: int) -> None:
+    with pytest.raises(BlockedAddress, match=f"port {port} is not allowed"):
+        resolve(f"https://93.184.216.34:{port}/hook", NOBODY)
+    resolve("https://93.184.216.34:443/hook", NOBODY)
+    resolve("http://93.184.216.34/hook", NOBODY)
+
+
+def test_the_allowed_ports_are_a_setting() -> None:
+    guard = Allowlist.parse([], ports=[8443])
+    resolve("https://93.184.216.34:8443/hook", guard)
+    with pytest.raises(BlockedAddress):
+        resolve("https://93.184.216.34/hook", guard)
+
+
+def test_an_exempt_destination_may_use_any_port() -> None:
+    resolve("http://127.0.0.1:9000/hook", Allowlist.parse(["127.0.0.0/8"]))
+    resolve("http://localhost:9000/hook", Allowlist.parse(["localhost"]))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 
@@ -16,10 +17,13 @@ from shoal.webhooks import (
     classify,
     new_secret,
     new_webhook_id,
+    no_response,
+    post,
     secret_key,
     signed_headers,
     verify,
 )
+from tests.receiver import receiver
 
 BODY = json.dumps({"type": "job.succeeded", "data": {"id": "job_x"}}).encode()
 
@@ -145,3 +149,30 @@ def test_retry_after_as_an_http_date() -> None:
     )
     retry_after = classify(response).retry_after
     assert retry_after is not None and 110 < retry_after <= 121
+
+
+def test_every_checked_address_is_tried_until_one_answers() -> None:
+    # 127.0.0.2 has nothing listening on the receiver's port (connection refused);
+    # the name's second address is the receiver.
+    dead, live = ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("127.0.0.1")
+    with receiver() as hooks, httpx.Client() as http:
+        url = hooks.url.replace("127.0.0.1", "localhost") + "/ok"
+        headers = signed_headers(new_webhook_id(), BODY, [new_secret()])
+        result = post(http, url, [dead, live], BODY, headers, timeout=5)
+        assert result.verdict == "delivered"
+        [hit] = hooks.to("/ok")
+        assert hit.headers["host"] == url.split("/")[2]  # the name, not the address
+
+
+def test_a_failed_connection_says_nothing_about_the_port() -> None:
+    # Refused, reset or timed out: the client reads one sentence, never the socket's error.
+    with receiver() as hooks, httpx.Client() as http:
+        headers = signed_headers(new_webhook_id(), BODY, [new_secret()])
+        refused = post(
+            http, hooks.url + "/ok", [ipaddress.ip_address("127.0.0.2")], BODY, headers, 1
+        )
+        slow = post(
+            http, hooks.url + "/slow", [ipaddress.ip_address("127.0.0.1")], BODY, headers, 1
+        )
+    assert refused.verdict == slow.verdict == "retry"
+    assert refused.error == slow.error == no_response(1)

@@ -25,6 +25,9 @@ def test_a_sigkilled_worker_loses_no_job(env: Env, s3_server: SeaweedS3) -> None
         doomed.kill()  # SIGKILL: no warm shutdown, no ack, no goodbye
         doomed.wait()
         killed_at = time.monotonic()
+        # As if it died between its upload and recording the result.
+        bucket, s3 = env.values["SHOAL_S3_BUCKET"], s3_server.client()
+        s3.put_object(Bucket=bucket, Key=f"audio/{job['id']}/1.wav", Body=b"RIFF")  # type: ignore[attr-defined]
 
         with running(start_worker_spec(env, "tts-rescuer@tests")):
             requeued = wait_for_job(http, job["id"], {"queued", "succeeded"}, timeout=15)
@@ -33,10 +36,8 @@ def test_a_sigkilled_worker_loses_no_job(env: Env, s3_server: SeaweedS3) -> None
             assert done["status"] == "succeeded", (requeued, done)
             assert done["attempts"] == 2
 
-            # Only the second run wrote audio.
-            objects = s3_server.client().list_objects_v2(  # type: ignore[attr-defined]
-                Bucket=env.values["SHOAL_S3_BUCKET"], Prefix=f"audio/{job['id']}/"
-            )
+            # Only the second run's audio is left: the first run's was removed.
+            objects = s3.list_objects_v2(Bucket=bucket, Prefix=f"audio/{job['id']}/")  # type: ignore[attr-defined]
             assert [o["Key"] for o in objects["Contents"]] == [f"audio/{job['id']}/2.wav"]
 
             # Hours later the broker would redeliver the dead worker's message:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,9 @@ class Stack:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server: RedisServer, s3_server: SeaweedS3) -> Iterator[Stack]:
-    env = fresh_env(redis_server, s3_server).with_(**WEBHOOK_SETTINGS)
+@contextmanager
+def webhook_stack(env: Env) -> Iterator[Stack]:
+    """A gateway, a synthesis worker, a webhook worker and a receiver on `env`."""
     client = redis.Redis.from_url(env.values["SHOAL_REDIS_URL"], decode_responses=True)
     with ExitStack() as stack:
         hooks = stack.enter_context(receiver())
@@ -72,6 +72,12 @@ def stack(redis_server: RedisServer, s3_server: SeaweedS3) -> Iterator[Stack]:
         http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
         yield Stack(http, hooks, client, env)
     client.close()
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: RedisServer, s3_server: SeaweedS3) -> Iterator[Stack]:
+    with webhook_stack(fresh_env(redis_server, s3_server).with_(**WEBHOOK_SETTINGS)) as built:
+        yield built
 
 
 def test_a_signed_event_reaches_the_receiver(stack: Stack) -> None:
@@ -144,7 +150,7 @@ def test_a_slow_receiver_times_out_and_is_given_up_on(stack: Stack) -> None:
     job_id = stack.submit("/slow")
     job = stack.webhook(job_id, {"failed"}, timeout=30)
     assert job["webhook"]["attempts"] == 4  # the first try and three retries
-    assert "no response within 1 s" in job["webhook"]["last_error"]
+    assert "no HTTP response from the receiver within 1 s" in job["webhook"]["last_error"]
     assert "gave up after 4 attempts" in job["webhook"]["last_error"]
 
 
@@ -273,3 +279,25 @@ def test_a_scheduled_retry_survives_worker_and_redis_restarts(
     assert [h.status for h in hooks.to("/flaky/1")] == [503, 200]
     assert job.json()["webhook"]["attempts"] == 2
     client.close()
+
+
+def test_retries_past_the_jobs_expiry_end_the_delivery_at_once_saying_why(
+    redis_server: RedisServer, s3_server: SeaweedS3
+) -> None:
+    # The job lives 60 s; the second retry would come after 120 s: it cannot be sent
+    # (its body is the job), so the delivery fails now, with the reason, instead of
+    # staying `pending` until a retry that finds no job is silently dropped.
+    env = (
+        fresh_env(redis_server, s3_server)
+        .with_(**WEBHOOK_SETTINGS)
+        .with_(SHOAL_RETENTION_SECONDS="60", SHOAL_WEBHOOK_RETRY_SCHEDULE="0.2,120")
+    )
+    with webhook_stack(env) as short:
+        job_id = short.submit("/flaky/9")
+        job = short.webhook(job_id, {"failed"})
+        scheduled = short.redis.zrange(keys.WEBHOOKS_SCHEDULED, 0, -1)
+    assert job["webhook"]["attempts"] == 2  # the first try and the 0.2 s retry
+    assert "would come after the job expires" in job["webhook"]["last_error"]
+    assert "SHOAL_RETENTION_SECONDS" in job["webhook"]["last_error"]
+    assert job["webhook"]["next_attempt_at"] is None
+    assert not [message for message in scheduled if job_id in message]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 
 from shoal.local.ports import free_port
 from tests.conftest import FAST
-from tests.support import assert_speech, decode, wait_for_job
+from tests.support import assert_speech, decode, wait_for_job, weed_sockets_in_tmp
 
 READY_LINE = "shoal is ready"
 
@@ -117,9 +118,23 @@ def test_shoal_up_runs_restarts_and_stops_cleanly(tmp_path: Path) -> None:
 
         children = descendants(process.pid)
         assert len(children) >= 6  # redis, weed, gateway, two workers, a webhook worker
+        weed_ports = _weed_ports(children)
+        assert weed_sockets_in_tmp(weed_ports)  # weed made its sockets in /tmp...
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     assert wait_gone(children, timeout=5) == set()
+    assert weed_sockets_in_tmp(weed_ports) == []  # ...and shoal up deleted them
+
+
+def _weed_ports(pids: set[int]) -> list[int]:
+    """The ports SeaweedFS listens on, read from its command line."""
+    for pid in pids:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        if "mini" in argv:
+            return [
+                int(arg.split("=")[1]) for arg in argv if re.match(r"-[\w.]+\.port(\.grpc)?=", arg)
+            ]
+    raise AssertionError("no SeaweedFS process under shoal up")
 
 
 def test_a_killed_shoal_up_takes_its_children_with_it(tmp_path: Path) -> None:

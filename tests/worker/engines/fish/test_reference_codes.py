@@ -45,7 +45,7 @@ def create(settings: Settings, storage: Storage, seconds: float, rate: int) -> V
         try:
             data = recording(seconds, sample_rate=rate)
             return await AsyncVoiceStore(client, storage).create(
-                data, decode_recording(data), "words", None
+                data, decode_recording(data), "words", None, owner="tests"
             )
         finally:
             await client.aclose()
