@@ -55,33 +55,37 @@ class FishReference(BaseModel):
 
 
 class Prosody(BaseModel):
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    volume: float = Field(0.0, description="Only 0 (no change) is supported.")
+    speed: float = Field(1.0, ge=0.5, le=2.0, strict=True)
+    volume: float = Field(0.0, strict=True, description="Only 0 (no change) is supported.")
 
 
 class FishTTSRequest(BaseModel):
     """`ServeTTSRequest` of fish-speech, plus the fields the Fish Audio API adds."""
 
-    model_config = ConfigDict(extra="ignore")  # newer SDKs send more: ignore, like Fish does
+    # Newer SDKs send more: ignore it, like Fish does. Numbers and booleans are strict
+    # (`"opus_bitrate": false` is a mistake); an enum stays lax, so "wav" is a format.
+    model_config = ConfigDict(extra="ignore")
 
     text: str
-    chunk_length: int = Field(200, ge=100, le=300)
+    chunk_length: int = Field(200, ge=100, le=300, strict=True)
     format: AudioFormat = AudioFormat.WAV
     references: list[FishReference] = Field(default_factory=list, description="One at most.")
     reference_id: str | None = Field(None, description="A shoal voice id (GET /v1/voices).")
-    seed: int | None = None
+    seed: int | None = Field(None, strict=True)
     use_memory_cache: Literal["on", "off"] = Field("off", description="Ignored: always cached.")
-    normalize: bool = Field(True, description="Ignored (fish-speech 0.1.0 ignores it too).")
-    streaming: bool = False
-    max_new_tokens: int = 1024
-    top_p: float = 0.8
-    repetition_penalty: float = 1.1
-    temperature: float = 0.8
-    sample_rate: int | None = None
+    normalize: bool = Field(
+        True, strict=True, description="Ignored (fish-speech 0.1.0 ignores it too)."
+    )
+    streaming: bool = Field(False, strict=True)
+    max_new_tokens: int = Field(1024, strict=True)
+    top_p: float = Field(0.8, strict=True)
+    repetition_penalty: float = Field(1.1, strict=True)
+    temperature: float = Field(0.8, strict=True)
+    sample_rate: int | None = Field(None, strict=True)
     prosody: Prosody | None = None
     latency: str | None = Field(None, description="Ignored.")
-    mp3_bitrate: int | None = Field(None, description="Ignored.")
-    opus_bitrate: int | None = Field(None, description="Ignored.")
+    mp3_bitrate: int | None = Field(None, strict=True, description="Ignored.")
+    opus_bitrate: int | None = Field(None, strict=True, description="Ignored.")
 
 
 async def _inline_voice(services: Services, caller: str, reference: FishReference) -> str:
