@@ -43,6 +43,8 @@ OPENAI_PCM_RATE = 24000  # what OpenAI's headerless PCM is, and its clients assu
 
 
 class VoiceId(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     id: str = Field(description="A shoal voice id (GET /v1/voices).")
 
 
@@ -118,7 +120,10 @@ async def _sse(pieces: AsyncIterator[bytes], characters: int) -> AsyncIterator[b
     summary="Synthesize (OpenAI API)",
     response_class=Response,
     responses={
-        200: {"content": {fmt.content_type: {} for fmt in AudioFormat}},
+        200: {
+            "description": "The audio; with `stream_format: sse`, OpenAI's audio events.",
+            "content": {fmt.content_type: {} for fmt in AudioFormat} | {"text/event-stream": {}},
+        },
         **openai_error_responses(*ERROR_STATUSES),
     },
 )
