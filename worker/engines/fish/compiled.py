@@ -69,7 +69,8 @@ class _Unit:
 class CompiledPasses(Passes):
     def __init__(self) -> None:
         functions: list[Callable[..., Any]] = [
-            step.slow_in, step.slow_out, step.fast_masked, step.fast_draw
+            step.slow_in, step.slow_out, step.fast_masked, step.fast_draw,
+            step.fast_in, step.fast_out,  # only should fast_masked fail
         ]  # fmt: skip
         self.units = {f.__name__: _Unit(f) for f in functions}
 
@@ -87,8 +88,26 @@ class CompiledPasses(Passes):
         _rows(f)
         at = step.fast_at(m, position)
         return self.units["fast_masked"](
-            (m, caches, f, *at), lambda: step.fast_eager(m, caches, f, position)
+            (m, caches, f, *at), lambda: step.fast_eager(m, caches, f, position, *self._layer)
         )
+
+    @property
+    def _layer(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """A fast layer's two compiled halves, the fallback of the whole compiled pass."""
+
+        def layer_in(layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            _rows(f)
+            return self.units["fast_in"](
+                (layer, f, rotation), lambda: step.fast_in(layer, f, rotation)
+            )
+
+        def layer_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
+            _rows(f, attended)
+            return self.units["fast_out"](
+                (layer, f, attended), lambda: step.fast_out(layer, f, attended)
+            )
+
+        return layer_in, layer_out
 
     def fast_draw(
         self, m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor

@@ -24,6 +24,7 @@ one matrix, residuals are added by in-place `addmm_`, attention is SDPA.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,17 +293,32 @@ class Passes:
 EAGER = Passes()
 
 
-def fast_eager(m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
+def fast_in(layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A fast layer up to attention (a function of its own, so compiled apart from slow_in)."""
+    return layer.qkv_of(layer.norm_in(f), rotation)
+
+
+def fast_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
+    """A fast layer after attention (in place on f)."""
+    return layer.finish(f, attended)
+
+
+def fast_eager(
+    m: Model, caches: Caches, f: Tensor, position: int,
+    layer_in: Callable[..., tuple[Tensor, Tensor, Tensor]] = fast_in,
+    layer_out: Callable[..., Tensor] = fast_out,
+) -> Tensor:  # fmt: skip
     """The fast transformer at codebook `position`; every row is at that position."""
     rows = f.shape[0]
     rotation = m.fast_rotation[position]
     visible = slice(0, position + 1)
     for n, layer in enumerate(m.fast):
-        q, k, v = layer.qkv_of(layer.norm_in(f), rotation)
+        q, k, v = layer_in(layer, f, rotation)
         keys, values = caches.fast_keys[n], caches.fast_values[n]
         keys[:rows, :, position] = k
         values[:rows, :, position] = v
-        f = layer.finish(f, _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None))
+        attended = _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None)
+        f = layer_out(layer, f, attended)
     return f
 
 
