@@ -1,17 +1,23 @@
 """The decode step's repeated units through torch.compile: fewer, fused kernels.
 
-At batch 1 the step is bound by kernel launches (about 1,600 per step), and the
-same few units run over and over: a slow layer before and after its attention
-(28 times a step), the fast transformer at a codebook position (10 times) and
-a residual codebook's head and draw (9 times). Each unit is compiled once for
-all its layers and positions (the weights and the position are arguments, not
-constants), with the batch's rows as the one dynamic size: start-up compiles
-four small graphs instead of the whole unrolled step (which took minutes).
-The slow layers' attention and KV writes stay eager (SDPA over the long
-cache), and so does the main token's draw (Inductor cannot generate a scan
-over the 155,776-token vocabulary with a dynamic row count). The runner
-captures the compiled units inside its CUDA graphs as before; nothing is
-compiled once the graphs are recorded.
+At batch 1 the step is bound by kernel launches (about 1,600 per step eagerly),
+and the same few units run over and over: a slow layer before and after its
+attention (28 times a step), a fast layer before and after its attention (40
+times) and a residual codebook's head and draw (9 times). Each unit is
+compiled once for all its layers and positions (the weights are arguments,
+not constants), with the batch's rows as the one dynamic size: start-up
+compiles five small graphs instead of the whole unrolled step (which took
+minutes). Attention and the KV writes stay eager (SDPA; a fast layer's over
+the codebook positions so far, by slicing), and so does the main token's draw
+(Inductor cannot generate a scan over the 155,776-token vocabulary with a
+dynamic row count). The runner captures the compiled units inside its CUDA
+graphs as before; nothing is compiled once the graphs are recorded.
+
+Measured on an H200 (docs/benchmarks.md): 1,337 kernels a step against 1,598
+eager. Compiling each fast position whole instead (the position as a tensor,
+attention over all ten codebook slots masked, the KV writes inside) came to
+1,481 and was slower: the writes into the cache, an input of the graph, cost
+copies.
 
 A unit that Inductor fails on runs eagerly instead, with a warning: slower,
 never wrong. Rows start at 2 when compiled (runner.py): a size of 1 would be
@@ -69,8 +75,7 @@ class _Unit:
 class CompiledPasses(Passes):
     def __init__(self) -> None:
         functions: list[Callable[..., Any]] = [
-            step.slow_in, step.slow_out, step.fast_masked, step.fast_draw,
-            step.fast_in, step.fast_out,  # only should fast_masked fail
+            step.slow_in, step.slow_out, step.fast_in, step.fast_out, step.fast_draw
         ]  # fmt: skip
         self.units = {f.__name__: _Unit(f) for f in functions}
 
@@ -85,29 +90,17 @@ class CompiledPasses(Passes):
         )
 
     def fast(self, m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
+        return step.fast_eager(m, caches, f, position, self._fast_in, self._fast_out)
+
+    def _fast_in(self, layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         _rows(f)
-        at = step.fast_at(m, position)
-        return self.units["fast_masked"](
-            (m, caches, f, *at), lambda: step.fast_eager(m, caches, f, position, *self._layer)
+        return self.units["fast_in"]((layer, f, rotation), lambda: step.fast_in(layer, f, rotation))
+
+    def _fast_out(self, layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
+        _rows(f, attended)
+        return self.units["fast_out"](
+            (layer, f, attended), lambda: step.fast_out(layer, f, attended)
         )
-
-    @property
-    def _layer(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
-        """A fast layer's two compiled halves, the fallback of the whole compiled pass."""
-
-        def layer_in(layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            _rows(f)
-            return self.units["fast_in"](
-                (layer, f, rotation), lambda: step.fast_in(layer, f, rotation)
-            )
-
-        def layer_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
-            _rows(f, attended)
-            return self.units["fast_out"](
-                (layer, f, attended), lambda: step.fast_out(layer, f, attended)
-            )
-
-        return layer_in, layer_out
 
     def fast_draw(
         self, m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor

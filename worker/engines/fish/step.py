@@ -135,8 +135,6 @@ class Model:
     fast_output: Tensor
     rotation: Tensor  # (positions, head dim / 2, 2) float32: cos, sin
     fast_rotation: Tensor  # (codebooks, fast head dim / 2, 2) float32
-    fast_positions: Tensor  # (codebooks, 1) int64: a codebook's position as a tensor
-    fast_bias: Tensor  # (codebooks, codebooks) float32: row p masks the positions after p
     codebooks: int
     codebook_size: int
     semantic_begin: int
@@ -156,7 +154,6 @@ class Model:
             for b in model.fast_layers
         ]
         output = model.embeddings.weight if c.tie_word_embeddings else model.output.weight
-        positions = torch.arange(c.num_codebooks, device=model.embeddings.weight.device)
         return cls(
             slow=slow,
             fast=fast,
@@ -170,10 +167,6 @@ class Model:
             fast_output=model.fast_output.weight,
             rotation=model.freqs_cis.float().contiguous(),
             fast_rotation=model.fast_freqs_cis.float().contiguous(),
-            fast_positions=positions[:, None].clone(),
-            fast_bias=torch.zeros((len(positions),) * 2, device=positions.device).masked_fill_(
-                positions[None, :] > positions[:, None], float("-inf")
-            ),
             codebooks=c.num_codebooks,
             codebook_size=c.codebook_size,
             semantic_begin=model.tokenizer.semantic_begin_id,
@@ -319,37 +312,6 @@ def fast_eager(
         values[:rows, :, position] = v
         attended = _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None)
         f = layer_out(layer, f, attended)
-    return f
-
-
-def fast_at(m: Model, position: int) -> tuple[Tensor, Tensor, Tensor]:
-    """A codebook position's rotation, mask row and index, as tensors (views: graph-safe)."""
-    return m.fast_rotation[position], m.fast_bias[position], m.fast_positions[position]
-
-
-def fast_masked(
-    m: Model, caches: Caches, f: Tensor, rotation: Tensor, bias: Tensor, position: Tensor
-) -> Tensor:
-    """fast_eager's arithmetic with the position as a tensor: one function for every position.
-
-    For torch.compile (compiled.py): the keys and values are written at `position`
-    with index_copy_, and attention reads every codebook's slot with the later
-    ones masked by `bias`, written as products and sums that Inductor fuses with
-    the rest of the layer (a softmax weight of exactly 0 drops a masked slot).
-    """
-    rows = f.shape[0]
-    for n, layer in enumerate(m.fast):
-        q, k, v = layer.qkv_of(layer.norm_in(f), rotation)
-        keys, values = caches.fast_keys[n][:rows], caches.fast_values[n][:rows]
-        keys.index_copy_(2, position, k[:, :, None])
-        values.index_copy_(2, position, v[:, :, None])
-        heads, dim = q.shape[1], q.shape[2]
-        kv = keys.shape[1]
-        grouped = q.reshape(rows, kv, heads // kv, 1, dim).float()
-        scores = (grouped * keys[:, :, None].float()).sum(-1) * dim**-0.5 + bias
-        weights = torch.softmax(scores, dim=-1)[..., None]  # (rows, kv, group, codebooks, 1)
-        attended = (weights * values[:, :, None].float()).sum(-2).to(q.dtype)
-        f = layer.finish(f, attended.reshape(rows, heads * dim))
     return f
 
 

@@ -71,20 +71,6 @@ def test_the_batched_passes_compute_the_unbatched_models_logits(model: FishModel
         assert _relative(mine, upstream) < UPSTREAM_TOLERANCE
 
 
-@torch.inference_mode()
-def test_the_compilable_fast_pass_computes_the_eager_one(model: FishModel) -> None:
-    """fast_masked (what compiled.py compiles) against fast_eager, called eagerly here."""
-    eager, masked = (ModelRunner(model, slots=3, context=1024, graphs=False) for _ in range(2))
-    m = eager.m
-    generator = torch.Generator().manual_seed(3)
-    for position in range(m.codebooks):
-        f = torch.randn((3, m.fast_embeddings.shape[1]), generator=generator)
-        ours = step.fast_masked(masked.m, masked.caches, f.clone(), *step.fast_at(m, position))
-        theirs = step.fast_eager(m, eager.caches, f.clone(), position)
-        assert _relative(ours, theirs) < UPSTREAM_TOLERANCE
-    assert torch.allclose(masked.caches.fast_keys, eager.caches.fast_keys)
-
-
 @dataclass
 class Run:
     """One sequence driven through the runner: its codes and per-step main logits."""
