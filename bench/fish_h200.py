@@ -165,7 +165,9 @@ def table(work: Path) -> None:
         )
     rows += [
         ("codec alone (audio s per s)", w.get("codec_only")),
-        ("jobs per GPU-hour (mix)", w.get("jobs_per_gpu_hour")),
+        ("jobs per GPU-hour (mix, 200 jobs)", w.get("jobs_per_gpu_hour")),
+        ("jobs per GPU-hour (the mix three times, 600 jobs)", w.get("mix_x3_jobs_per_gpu_hour")),
+        ("ready: start-up phases (s)", w.get("startup_phases")),
         (f"allocated GB at jobs {w.get('memory_at_jobs')}", w.get("allocated_gb")),
         ("reserved GB at the same jobs", w.get("reserved_gb")),
         ("same seed same audio / in a full batch", _pair(w, "same_seed_same_audio",

@@ -188,8 +188,13 @@ def codec_only(engine: Any) -> dict[str, Any]:
     return out
 
 
-def mix(engine: Any, count: int) -> dict[str, Any]:
-    """Jobs per GPU-hour for the mix, `slots` jobs at a time."""
+def mix(engine: Any, count: int, prefix: str = "mix") -> dict[str, Any]:
+    """Jobs per GPU-hour for the mix, `slots` jobs at a time.
+
+    With `count` jobs the queue stays non-empty until the last `slots` jobs
+    start: 200 jobs is three waves of 64 and a tail; three times that shows
+    what a worker with a queue (a loaded one) does, its tail weighing less.
+    """
     jobs = mix_jobs(count)
     calls: list[Callable[[], Any]] = [
         partial(say, engine, t, f, seed=s, chunk=200) for s, (t, f) in enumerate(jobs)
@@ -197,13 +202,15 @@ def mix(engine: Any, count: int) -> dict[str, Any]:
     with gpu_utilization() as util:
         wall, latencies = _concurrently(calls, engine.slots)
     audio = sum(len(t) for t, _ in jobs) / CHARS_PER_SECOND
+    rate = "jobs_per_gpu_hour" if prefix == "mix" else f"{prefix}_jobs_per_gpu_hour"
     return {
-        "mix_jobs": len(jobs),
-        "mix_wall_s": round(wall, 1),
-        "jobs_per_gpu_hour": round(len(jobs) / wall * 3600),
-        "mix_latency_p50_s": round(statistics.median(latencies), 2),
-        "mix_audio_s_approx": round(audio),
-        **{f"mix_{k}": v for k, v in util.items()},
+        f"{prefix}_jobs": len(jobs),
+        f"{prefix}_wall_s": round(wall, 1),
+        rate: round(len(jobs) / wall * 3600),
+        f"{prefix}_latency_p50_s": round(statistics.median(latencies), 2),
+        f"{prefix}_latency_p95_s": round(sorted(latencies)[int(0.95 * len(latencies))], 2),
+        f"{prefix}_audio_s_approx": round(audio),
+        **{f"{prefix}_{k}": v for k, v in util.items()},
     }
 
 
@@ -267,6 +274,7 @@ def out_of_memory(engine: Any) -> dict[str, Any]:
 def serve(settings: Settings, bench: str | None) -> None:
     started = time.perf_counter()
     from worker.engines.fish import FishSpeechEngine
+    from worker.engines.fish.step import EAGER
 
     imported = time.perf_counter()
     engine = FishSpeechEngine.from_settings(settings, voices=None)  # type: ignore[arg-type]
@@ -280,6 +288,8 @@ def serve(settings: Settings, bench: str | None) -> None:
         "kv_cache_gb": _gb(engine.runner.cache_bytes),
         "allocated_after_start_gb": _gb(torch.cuda.memory_allocated()) if cuda else None,
         "codec_compiled": engine.codec.compiled,
+        "step_compiled": engine.runner.passes is not EAGER,
+        "startup_phases": engine.startup,
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if cuda else "cpu",
     }
@@ -294,6 +304,7 @@ def serve(settings: Settings, bench: str | None) -> None:
         ("waves", lambda: waves(engine, 64 if small else 512, sizes)),
         ("determinism", lambda: determinism(engine)),
         ("mix", lambda: mix(engine, 20 if small else 200)),
+        ("mix_x3", lambda: mix(engine, 60 if small else 600, prefix="mix_x3")),
         ("many", lambda: many(engine, 40 if small else 2000)),
     ]
     if cuda:

@@ -33,16 +33,23 @@ imported naively, and what shoal does about each defect:
    module is never imported, and the switch is put back off should anything
    else have imported it.
 
+9. Its model module imports transformers' AutoTokenizer and never uses it;
+   importing transformers takes seconds of a worker's start. A placeholder
+   stands in for transformers during that import only (when nothing imported
+   the real one before), and is gone afterwards.
+
 Nothing here downloads anything; weights come from the checkpoint directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.machinery
 import importlib.metadata
 import sys
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -87,6 +94,21 @@ def _ensure_torchaudio() -> None:
         sys.modules["torchaudio"] = _MissingTorchaudio(f"{type(exc).__name__}: {exc}")
 
 
+@contextlib.contextmanager
+def _without_transformers() -> Iterator[None]:
+    if "transformers" in sys.modules:
+        yield
+        return
+    placeholder = types.ModuleType("transformers")
+    placeholder.AutoTokenizer = None  # type: ignore[attr-defined]
+    sys.modules["transformers"] = placeholder
+    try:
+        yield
+    finally:
+        if sys.modules.get("transformers") is placeholder:
+            del sys.modules["transformers"]
+
+
 def _quiet_loguru() -> None:
     from loguru import logger
 
@@ -128,7 +150,8 @@ def load_fish() -> Fish:
         )
     _ensure_torchaudio()
     try:
-        llama = importlib.import_module("fish_speech.models.text2semantic.llama")
+        with _without_transformers():
+            llama = importlib.import_module("fish_speech.models.text2semantic.llama")
         content = importlib.import_module("fish_speech.content_sequence")
         tokenizer = importlib.import_module("fish_speech.tokenizer")
         importlib.import_module("fish_speech.models.dac.modded_dac")  # Hydra targets it

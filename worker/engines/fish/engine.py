@@ -7,13 +7,14 @@ ready only once the first job will be fast.
 
 The worker calls `synthesize` from `slots` threads at once, one job each. A
 job's text is cut at sentence boundaries into chunks that fit a slot's
-context; its thread hands the chunks, in order, to the decode loop, which
-batches them with every other job's (continuous batching: a chunk joins at
-the next step and leaves when it ends), and streams the audio back as the
-codec decodes it. Every chunk is generated with the job's seed and the same
-voice (the cloned voice's reference, or else the first chunk's own audio as
-the reference of the rest), so a long text sounds like one speaker; chunks are
-joined with a short pause.
+context; its thread hands the chunks to the decode loop, which batches them
+with every other job's (continuous batching: a chunk joins at the next step
+and leaves when it ends), and streams the audio back, in order, as the codec
+decodes it. Every chunk is generated with the job's seed and the same voice
+(the cloned voice's reference, or else the first chunk's own audio as the
+reference of the rest), so a long text sounds like one speaker, and chunks
+that share a voice are decoded side by side (see _Job); chunks are joined
+with a short pause.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class FishSpeechEngine:
         options = options or BatchOptions()
         self.model = model
         self.slots = options.slots
-        self.runner = ModelRunner(model, options.slots, options.context, graphs=True)
+        self.runner = ModelRunner(
+            model, options.slots, options.context, graphs=True, compiled=model.compile
+        )
         self.context = self.runner.context
         self.codec = Codec(
             model, options.codec_window, options.codec_overlap, options.codec_batch_frames
@@ -130,10 +133,12 @@ class FishSpeechEngine:
             cloning=self.references is not None,
         )
         self._started = False
+        self.startup: dict[str, float] = {}  # seconds of each start-up phase
 
     @classmethod
     def from_settings(cls, settings: Settings, voices: VoiceStore) -> FishSpeechEngine:
         """Load, compile and warm up; raises with what is wrong (the worker then exits 2)."""
+        started = time.perf_counter()
         model = FishModel.load(
             FishOptions(
                 checkpoint=settings.fish_checkpoint,
@@ -146,7 +151,10 @@ class FishSpeechEngine:
         )
         slots = settings.fish_max_batch or default_batch(model.device)
         options = BatchOptions(slots=slots, context=settings.fish_context)
+        loaded = time.perf_counter()
         engine = cls(model, options, voices, settings.fish_reference_cache_size)
+        engine.startup["load"] = round(loaded - started, 2)
+        engine.startup["caches"] = round(time.perf_counter() - loaded, 2)
         engine.warm_up()
         return engine
 
@@ -161,18 +169,31 @@ class FishSpeechEngine:
 
     def warm_up(self) -> float:
         """Capture and compile the steps, then run every stage once; returns the seconds."""
-        started = time.perf_counter()
+        started = mark = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            self.startup[name] = round(now - mark, 2)
+            mark = now
+
         if not self._started:  # graphs are recorded while the batch is empty
             self.runner.capture()
+            phase("step_capture")
+            self.startup.update({f"step_{k}": v for k, v in self.runner.phases.items()})
         self.codec.warm_up(self.runner.m.codebooks)
+        phase("codec_warm_up")
         self.start()
         request = SynthesisRequest(WARMUP_TEXT, params=EngineParams(max_new_tokens=24, seed=0))
         self.synthesize(request)
+        phase("warm_up_job")
         self.codec.encode(np.zeros(self.model.sample_rate, dtype=np.float32))
+        phase("codec_encode")
         seconds = time.perf_counter() - started
         log.info(
             "fish speech warmed up",
             seconds=round(seconds, 2),
+            phases=self.startup,
             slots=self.slots,
             context=self.context,
             kv_cache_gb=round(self.runner.cache_bytes / 1e9, 2),
@@ -211,7 +232,17 @@ class FishSpeechEngine:
 
 
 class _Job:
-    """One job's chunks through the engine, from the job's own thread."""
+    """One job's chunks through the engine, from the job's own thread.
+
+    Every chunk after the first is conditioned on the same voice, and on nothing
+    else of the chunks before it: the cloned voice's reference, or else the first
+    chunk's own codes. So the later chunks do not wait for one another: with a
+    cloned voice all chunks are submitted at once; without one, the first goes
+    alone and the rest together once its codes are final. The batch decodes them
+    side by side; their audio is put back in order here (a later chunk's audio is
+    held until the chunks before it are done), so the result is what one chunk
+    after the other would give, sooner.
+    """
 
     def __init__(
         self,
@@ -227,6 +258,9 @@ class _Job:
         self.references: list[Reference] = []
         self.pieces: list[npt.NDArray[np.float32]] = []
         self.submitted: list[Sequence] = []
+        self.current = 0  # the chunk whose audio is handed on now
+        self.held: dict[int, list[npt.NDArray[np.float32]]] = {}  # later chunks' audio
+        self.done: set[int] = set()
         if request.reference is not None:
             if engine.references is None:
                 raise SynthesisError("this worker cannot load cloned voices", code="engine_error")
@@ -236,51 +270,65 @@ class _Job:
     def run(self) -> npt.NDArray[np.float32]:
         finished = False
         try:
-            self._submit(0)
-            while True:
+            self._submit(range(len(self.chunks)) if self.references else [0])
+            while not finished:
                 event = self._next()
                 if isinstance(event, Failed):
                     raise event.error
+                index = event.sequence.index
                 if isinstance(event, Generated):
-                    self._generated(event)
+                    if index == 0 and len(self.submitted) < len(self.chunks):
+                        self._first_generated(event)
                 elif isinstance(event, Audio):
-                    self._emit(event.samples)
+                    if index == self.current:
+                        self._emit(event.samples)
+                    else:
+                        self.held.setdefault(index, []).append(event.samples)
                 elif isinstance(event, Done):
-                    if event.sequence.index == len(self.chunks) - 1:
-                        finished = True
-                        break
-                    pause = int(PAUSE_SECONDS * self.engine.model.sample_rate)
-                    self._emit(np.zeros(pause, dtype=np.float32))
+                    finished = self._done(index)
         finally:
-            if not finished:  # stopped or failed: its slot and codec windows are dropped
+            if not finished:  # stopped or failed: its slots and codec windows are dropped
                 for sequence in self.submitted:
                     sequence.close()
         if not self.pieces:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(self.pieces)
 
-    def _submit(self, index: int) -> None:
-        prompt = self.engine.prompt(self.chunks[index], self.references)
-        sequence = Sequence(
-            prompt=prompt,
-            sampling=self.knobs,
-            seed=self.seed,
-            max_steps=max_steps(self.knobs, prompt.shape[1], self.engine.context),
-            events=self.events,
-            stop_requested=self.request.should_stop,
-            index=index,
-        )
-        self.submitted.append(sequence)
-        self.engine.loop.submit(sequence)
+    def _submit(self, indices: range | list[int]) -> None:
+        for index in indices:
+            prompt = self.engine.prompt(self.chunks[index], self.references)
+            sequence = Sequence(
+                prompt=prompt,
+                sampling=self.knobs,
+                seed=self.seed,
+                max_steps=max_steps(self.knobs, prompt.shape[1], self.engine.context),
+                events=self.events,
+                stop_requested=self.request.should_stop,
+                index=index,
+            )
+            self.submitted.append(sequence)
+            self.engine.loop.submit(sequence)
 
-    def _generated(self, event: Generated) -> None:
-        index = event.sequence.index
-        if index == 0 and not self.references and len(self.chunks) > 1 and event.frames:
+    def _first_generated(self, event: Generated) -> None:
+        """The first chunk's codes are final: they voice the rest, which start now."""
+        if event.frames:
             assert event.sequence.codes is not None
             codes = event.sequence.codes.wait()[:, : event.frames].cpu()
             self.references = self._continuation(self.chunks[0], codes)
-        if index + 1 < len(self.chunks):
-            self._submit(index + 1)
+        self._submit(range(1, len(self.chunks)))
+
+    def _done(self, index: int) -> bool:
+        """Chunk `index` is decoded; hand on what waited behind it. True once all are."""
+        self.done.add(index)
+        while self.current in self.done:
+            if self.current == len(self.chunks) - 1:
+                return True
+            pause = int(PAUSE_SECONDS * self.engine.model.sample_rate)
+            self._emit(np.zeros(pause, dtype=np.float32))
+            self.current += 1
+            for samples in self.held.pop(self.current, []):
+                self._emit(samples)
+        return False
 
     def _continuation(self, text: str, codes: torch.Tensor) -> list[Reference]:
         """The first chunk as the voice of the rest, when every later prompt still fits."""

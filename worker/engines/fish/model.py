@@ -167,11 +167,15 @@ class FishModel:
         precision = _PRECISIONS[options.precision]
         started = time.perf_counter()
         try:
-            model = fish.DualARTransformer.from_pretrained(str(checkpoint), load_weights=False)
+            # Built on the device: its random initialisation, soon overwritten, takes
+            # seconds on a CPU and milliseconds on a GPU.
+            with torch.device(device):
+                model = fish.DualARTransformer.from_pretrained(str(checkpoint), load_weights=False)
         except (ValueError, TypeError, KeyError, OSError) as exc:
             raise CheckpointError(f"{checkpoint} cannot be loaded: {exc}") from exc
         _load_weights(model, checkpoint / "model.pth", drop="audio_")  # as upstream: unused
         model = model.to(device=device, dtype=precision).eval()
+        model_seconds = time.perf_counter() - started
         codec_config = codec_config_path(options.codec_config)
         codec = _build_codec(codec_config, checkpoint / "codec.pth", device)
         compiled = options.compile and device.type == "cuda"
@@ -183,6 +187,7 @@ class FishModel:
             precision=options.precision,
             compiled=compiled,
             seconds=round(time.perf_counter() - started, 2),
+            model_seconds=round(model_seconds, 2),
         )
         return cls(
             fish, model, codec, device, precision, compiled,
@@ -195,7 +200,8 @@ def _build_codec(config_path: Path, weights: Path, device: torch.device) -> Any:
     from omegaconf import OmegaConf
 
     try:
-        codec = instantiate(OmegaConf.load(config_path))
+        with torch.device(device):  # as the model: initialised where it runs
+            codec = instantiate(OmegaConf.load(config_path))
     except Exception as exc:  # Hydra wraps errors in its own types
         raise CheckpointError(f"codec config {config_path} cannot be instantiated: {exc}") from exc
     _load_weights(codec, weights)

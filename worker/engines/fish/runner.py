@@ -7,13 +7,16 @@ written to the slot) and leaves with `leave`; `step` runs one token for the
 lowest `rows` slots, reading at most `longest` positions of attention.
 
 On CUDA the step is captured as a CUDA graph for each pair of bucketed sizes
-(rows: 1, 2, 4, 8, then multiples of 8; attention length: powers of two from
-128 up to the context), all sharing one memory pool, so a step costs one graph
-launch and no allocation. The step is not compiled by Inductor: a graph of its
-eager kernels (step.py keeps them few) costs nothing to build at start-up,
-where compiling the whole unrolled step took minutes. Results come back to the
-host only through `snapshot` (end-of-speech flags, copied without a sync) and
-`codes` (a slot's codes).
+(rows: 1 or 2, 8, 16, 32, then multiples of 16; attention length: powers of
+two from 512 up to the context: 24 graphs for 64 slots and 4,096 positions,
+where each graph's warm-up run and capture cost start-up time), all sharing
+one memory pool, so a step costs one graph launch and no allocation. At batch
+1 the step is bound by kernel launches, not rows or attention length, so
+coarser buckets cost little. Compiled (SHOAL_FISH_COMPILE), the step's repeated units go
+through Inductor first (compiled.py: five small graphs, not the whole unrolled
+step, which took minutes); otherwise the graphs hold its eager kernels (step.py
+keeps them few). Results come back to the host only through `snapshot`
+(end-of-speech flags, copied without a sync) and `codes` (a slot's codes).
 """
 
 from __future__ import annotations
@@ -29,21 +32,31 @@ from worker.engines.fish.handoff import Handoff
 from worker.engines.fish.model import FishModel
 from worker.engines.fish.prompt import Sampling
 from worker.engines.fish.sampling import WINDOW, knobs
-from worker.engines.fish.step import Attention, Caches, Model, Slots, decode_step, prefill
+from worker.engines.fish.step import (
+    EAGER,
+    Attention,
+    Caches,
+    Model,
+    Passes,
+    Slots,
+    decode_step,
+    prefill,
+)
 
 log = get_logger(__name__)
 
-SHORTEST_ATTENTION = 128
+SHORTEST_ATTENTION = 512
 
 
-def row_buckets(slots: int) -> list[int]:
-    sizes = [size for size in (1, 2, 4) if size < slots]
-    sizes += list(range(8, slots, 8))
-    return [*sizes, slots]
+def row_buckets(slots: int, smallest: int = 1) -> list[int]:
+    sizes = [size for size in (1, 2) if smallest <= size < slots]
+    sizes += [size for size in (8, 16, 32, *range(48, 1 << 16, 16)) if size < slots]
+    return [*sizes, max(slots, smallest)]
 
 
 def length_buckets(context: int) -> list[int]:
-    sizes = list(itertools.takewhile(lambda s: s < context, (128 << n for n in range(32))))
+    doubling = (SHORTEST_ATTENTION << n for n in range(32))
+    sizes = list(itertools.takewhile(lambda s: s < context, doubling))
     return [*sizes, context]
 
 
@@ -60,7 +73,9 @@ class Snapshot:
 
 
 class ModelRunner:
-    def __init__(self, fm: FishModel, slots: int, context: int, graphs: bool) -> None:
+    def __init__(
+        self, fm: FishModel, slots: int, context: int, graphs: bool, compiled: bool = False
+    ) -> None:
         model = fm.model
         config = model.config
         self.fm, self.model, self.device = fm, model, fm.device
@@ -68,16 +83,23 @@ class ModelRunner:
         self.context = min(context, int(config.max_seq_len))
         self.m = Model.of(model, model.tokenizer.get_token_id(fm.fish.IM_END_TOKEN))
         self.graphs = graphs and self.device.type == "cuda"
-        self.rows_sizes = row_buckets(slots)
+        self.passes: Passes = EAGER
+        if compiled:
+            from worker.engines.fish.compiled import CompiledPasses
+
+            self.passes = CompiledPasses()
+        # Compiled units see 2 rows at least (compiled.py): a spare row when slots is 1.
+        self.rows_sizes = row_buckets(slots, smallest=2 if compiled else 1)
         self.length_sizes = length_buckets(self.context)
         with torch.device(self.device):
             self.caches = self._caches(fm.precision)
             self.state = self._slots()
         self._pinned = self.device.type == "cuda"
         self._graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
+        self.phases: dict[str, float] = {}  # capture's seconds, by part
 
     def _caches(self, dtype: torch.dtype) -> Caches:
-        config, slots = self.model.config, self.slots
+        config, slots = self.model.config, self.rows_sizes[-1]
         slow = (config.n_layer, slots, config.n_local_heads, self.context, config.head_dim)
         fast = (
             config.n_fast_layer,
@@ -94,7 +116,7 @@ class ModelRunner:
         )
 
     def _slots(self) -> Slots:
-        n, rows = self.slots, self.m.rows
+        n, rows = self.rows_sizes[-1], self.m.rows
         return Slots(
             tokens=torch.zeros((n, rows), dtype=torch.long),
             positions=torch.zeros(n, dtype=torch.long),
@@ -113,7 +135,7 @@ class ModelRunner:
         return sum(t.numel() * t.element_size() for t in vars(self.caches).values())
 
     def _run(self, rows: int, length: int) -> None:
-        decode_step(self.m, self.caches, self.state, rows, length)
+        decode_step(self.m, self.caches, self.state, rows, length, self.passes)
 
     @torch.inference_mode()
     def join(self, slot: int, prompt: torch.Tensor, sampling: Sampling, seed: int) -> None:
@@ -156,10 +178,14 @@ class ModelRunner:
         side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up runs (cuBLAS handles, kernel selection)
-            self._probe_attention()
+            self._probe_attention()  # the first run: it compiles the units, if compiled
+            torch.cuda.synchronize()
+            self.phases["first_step"] = round(time.perf_counter() - started, 2)
             for rows, length in itertools.product(self.rows_sizes, self.length_sizes):
                 self._run(rows, length)
+            torch.cuda.synchronize()
         torch.cuda.current_stream().wait_stream(side)
+        self.phases["warm_up_steps"] = round(time.perf_counter() - started, 2)
         for rows in reversed(self.rows_sizes):  # the largest first: the rest reuse its pool
             for length in reversed(self.length_sizes):
                 graph = torch.cuda.CUDAGraph()
@@ -168,6 +194,7 @@ class ModelRunner:
                 self._graphs[(rows, length)] = graph
         torch.cuda.synchronize()
         seconds = time.perf_counter() - started
+        self.phases["graphs"] = round(seconds - self.phases["warm_up_steps"], 2)
         log.info("decode steps captured", graphs=len(self._graphs), seconds=round(seconds, 2))
         return seconds
 

@@ -24,6 +24,7 @@ one matrix, residuals are added by in-place `addmm_`, attention is SDPA.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +93,7 @@ class Layer:
         v = mixed[:, (heads + kv) * dim :].view(rows, kv, dim)
         if self.qk_norm is not None:
             qk = F.rms_norm(qk, (dim,), eps=self.eps) * self.qk_norm  # float32
-        pairs = torch.view_as_complex(qk.float().view(rows, heads + kv, dim // 2, 2))
-        qk = torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
+        qk = rotate(qk.float().view(rows, heads + kv, dim // 2, 2), rotation).to(x.dtype)
         return qk[:, :heads], qk[:, heads:], v
 
     def finish(self, h: Tensor, attended: Tensor) -> Tensor:
@@ -103,6 +103,20 @@ class Layer:
             2, dim=-1
         )
         return h.addmm_(F.silu(gate) * up, self.w2.t())
+
+
+def rotate(pairs: Tensor, rotation: Tensor) -> Tensor:
+    """The rotary embedding of float32 pairs (..., dim / 2, 2) by (cos, sin) pairs -> (..., dim).
+
+    Eagerly one complex product (one kernel); under torch.compile, whose code
+    generator has no complex numbers, upstream's real arithmetic (fused anyway).
+    """
+    if torch.compiler.is_compiling():
+        x, y = pairs[..., 0], pairs[..., 1]
+        cos, sin = rotation[..., 0], rotation[..., 1]
+        return torch.stack([x * cos - y * sin, y * cos + x * sin], dim=-1).flatten(-2)
+    product = torch.view_as_complex(pairs) * torch.view_as_complex(rotation)
+    return torch.view_as_real(product).flatten(-2)
 
 
 @dataclass
@@ -119,8 +133,8 @@ class Model:
     fast_project: Any  # a module (identity for S1-mini)
     fast_norm: Tensor
     fast_output: Tensor
-    rotation: Tensor  # (positions, head dim / 2) complex64
-    fast_rotation: Tensor  # (codebooks, fast head dim / 2) complex64
+    rotation: Tensor  # (positions, head dim / 2, 2) float32: cos, sin
+    fast_rotation: Tensor  # (codebooks, fast head dim / 2, 2) float32
     codebooks: int
     codebook_size: int
     semantic_begin: int
@@ -151,8 +165,8 @@ class Model:
             fast_project=model.fast_project_in,
             fast_norm=model.fast_norm.weight,
             fast_output=model.fast_output.weight,
-            rotation=torch.view_as_complex(model.freqs_cis.float().contiguous()),
-            fast_rotation=torch.view_as_complex(model.fast_freqs_cis.float().contiguous()),
+            rotation=model.freqs_cis.float().contiguous(),
+            fast_rotation=model.fast_freqs_cis.float().contiguous(),
             codebooks=c.num_codebooks,
             codebook_size=c.codebook_size,
             semantic_begin=model.tokenizer.semantic_begin_id,
@@ -230,59 +244,112 @@ def _attend(q: Tensor, keys: Tensor, values: Tensor, bias: Tensor | None) -> Ten
     return y.reshape(rows, heads * dim)
 
 
-def _decode_layer(
-    layer: Layer, h: Tensor, rotation: Tensor, bias: Tensor, keys: Tensor, values: Tensor,
-    positions: Tensor, length: int,
+def slow_in(layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A slow layer up to attention: queries, keys and values of the rows."""
+    return layer.qkv_of(layer.norm_in(h), rotation)
+
+
+def slow_out(layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
+    """A slow layer after attention (in place on h)."""
+    return layer.finish(h, attended)
+
+
+def fast_head(m: Model, f: Tensor) -> Tensor:
+    """The residual codebooks' logits (rows, FAST_VOCAB) of the fast transformer's output."""
+    normed = F.rms_norm(f, (f.shape[-1],), m.fast_norm, m.eps)
+    return F.linear(normed, m.fast_output[:FAST_VOCAB])
+
+
+def fast_draw(m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor) -> Tensor:
+    """A residual codebook's token (rows,) from the fast transformer's output."""
+    return sample(fast_head(m, f), previous, knobs, draw)
+
+
+class Passes:
+    """The step's repeated units, eager; compiled.py's subclass runs them through torch.compile."""
+
+    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return slow_in(layer, h, rotation)
+
+    def slow_out(self, layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
+        return slow_out(layer, h, attended)
+
+    def fast(self, m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
+        return fast_eager(m, caches, f, position)
+
+    def fast_draw(
+        self, m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor
+    ) -> Tensor:
+        return fast_draw(m, f, previous, knobs, draw)
+
+
+EAGER = Passes()
+
+
+def fast_in(layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A fast layer up to attention (a function of its own, so compiled apart from slow_in)."""
+    return layer.qkv_of(layer.norm_in(f), rotation)
+
+
+def fast_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
+    """A fast layer after attention (in place on f)."""
+    return layer.finish(f, attended)
+
+
+def fast_eager(
+    m: Model, caches: Caches, f: Tensor, position: int,
+    layer_in: Callable[..., tuple[Tensor, Tensor, Tensor]] = fast_in,
+    layer_out: Callable[..., Tensor] = fast_out,
 ) -> Tensor:  # fmt: skip
-    rows = h.shape[0]
-    q, k, v = layer.qkv_of(layer.norm_in(h), rotation)
-    index = torch.arange(rows, device=h.device)
-    keys[index, :, positions] = k
-    values[index, :, positions] = v
-    return layer.finish(h, _attend(q, keys[:rows, :, :length], values[:rows, :, :length], bias))
-
-
-def _fast(m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
     """The fast transformer at codebook `position`; every row is at that position."""
     rows = f.shape[0]
     rotation = m.fast_rotation[position]
+    visible = slice(0, position + 1)
     for n, layer in enumerate(m.fast):
-        q, k, v = layer.qkv_of(layer.norm_in(f), rotation)
+        q, k, v = layer_in(layer, f, rotation)
         keys, values = caches.fast_keys[n], caches.fast_values[n]
         keys[:rows, :, position] = k
         values[:rows, :, position] = v
-        visible = slice(0, position + 1)
-        f = layer.finish(f, _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None))
+        attended = _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None)
+        f = layer_out(layer, f, attended)
     return f
 
 
-def slow_step(m: Model, caches: Caches, slots: Slots, rows: int, length: int) -> Tensor:
+def slow_step(
+    m: Model, caches: Caches, slots: Slots, rows: int, length: int, passes: Passes = EAGER
+) -> Tensor:
     """The slow transformer for slots 0..rows-1 at their positions: hidden (rows, dim)."""
     positions = slots.positions[:rows]
     h = m.embed(slots.tokens[:rows])
     rotation = m.rotation[positions][:, None]
     visible = torch.arange(length, device=h.device) <= positions[:, None]
     bias = torch.zeros_like(visible, dtype=h.dtype).masked_fill_(~visible, float("-inf"))
+    index = torch.arange(rows, device=h.device)
     for n, layer in enumerate(m.slow):
         keys, values = caches.keys[n], caches.values[n]
-        h = _decode_layer(layer, h, rotation, bias[:, None, None], keys, values, positions, length)
+        q, k, v = passes.slow_in(layer, h, rotation)
+        keys[index, :, positions] = k
+        values[index, :, positions] = v
+        visible_keys, visible_values = keys[:rows, :, :length], values[:rows, :, :length]
+        attended = _attend(q, visible_keys, visible_values, bias[:, None, None])
+        h = passes.slow_out(layer, h, attended)
     return h
 
 
 def fast_logits(m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
     """The fast transformer's codebook logits at `position` for inputs f (rows, dim)."""
-    f = _fast(m, caches, f, position)
-    logits = F.linear(F.rms_norm(f, (f.shape[-1],), m.fast_norm, m.eps), m.fast_output)
-    return logits[:, :FAST_VOCAB]
+    return fast_head(m, fast_eager(m, caches, f, position))
 
 
-def decode_step(m: Model, caches: Caches, slots: Slots, rows: int, length: int) -> None:
+def decode_step(
+    m: Model, caches: Caches, slots: Slots, rows: int, length: int, passes: Passes = EAGER
+) -> None:
     """One column for slots 0..rows-1, in place; attention reads positions below `length`.
 
     Every write goes to a slot tensor, so the step can be captured as a CUDA graph.
     Inactive rows compute too (their slots are free); their results are dropped.
     """
-    h = slow_step(m, caches, slots, rows, length)
+    h = slow_step(m, caches, slots, rows, length, passes)
     counts = slots.counts[:rows, None]
     knobs = slots.knobs[:rows].clone()
     # The first token is drawn without a penalty, as upstream's prefill draws it.
@@ -294,12 +361,11 @@ def decode_step(m: Model, caches: Caches, slots: Slots, rows: int, length: int) 
     u = uniforms(slots.seeds[:rows], counts, m.rows)
     main = sample(m.logits(h), previous, knobs, u[:, :1])
     column = [main, torch.clamp(main - m.semantic_begin, min=0)]
-    _fast(m, caches, m.fast_project(h), 0)
+    passes.fast(m, caches, m.fast_project(h), 0)
     for position in range(1, m.codebooks):
-        f = F.embedding(column[-1], m.fast_embeddings)
-        logits = fast_logits(m, caches, f, position)
+        f = passes.fast(m, caches, F.embedding(column[-1], m.fast_embeddings), position)
         draw = u[:, position + 1 : position + 2]
-        column.append(sample(logits, window[:, position + 1], knobs, draw))
+        column.append(passes.fast_draw(m, f, window[:, position + 1], knobs, draw))
     _advance(m, slots, torch.stack(column, dim=1), rows)
 
 

@@ -23,7 +23,9 @@ from shoal.jobs import EngineParams
 from tests.conftest import FishCheckpoint
 from worker.engines.base import Speech, SynthesisRequest
 from worker.engines.fish import BatchOptions, FishSpeechEngine
+from worker.engines.fish.engine import PAUSE_SECONDS
 from worker.engines.fish.model import FishModel, FishOptions
+from worker.engines.fish.sequence import Sequence
 
 FRAME = 2048
 
@@ -126,3 +128,30 @@ def test_audio_streams_in_windows_whose_join_is_the_result(engine: FishSpeechEng
     assert len(pieces) > 4  # windows of 48 frames, and the pause between chunks
     assert np.array_equal(np.concatenate(pieces), speech.samples)
     assert len(pieces[0]) == 48 * FRAME  # the first window, as soon as its frames exist
+
+
+def test_a_long_texts_later_chunks_run_side_by_side_and_join_in_order(
+    engine: FishSpeechEngine, fish_checkpoint: FishCheckpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = " ".join(
+        f"Sentence number {n} is one chunk of this text: a chunk holds it alone." for n in range(4)
+    )
+    params = EngineParams(max_new_tokens=30, seed=11, chunk_length=100)
+    submitted: list[Sequence] = []
+    submit = engine.loop.submit
+    monkeypatch.setattr(engine.loop, "submit", lambda s: (submitted.append(s), submit(s)))
+    pieces: list[np.ndarray] = []
+    speech = engine.synthesize(SynthesisRequest(text, params=params, on_audio=pieces.append))
+    assert [s.index for s in submitted] == [0, 1, 2, 3]
+    # The three later chunks were in the batch at once (three slots), not one after the other.
+    assert sorted(s.slot for s in submitted[1:]) == [0, 1, 2]
+    # One slot makes them one after the other: the same audio, in the same order.
+    options = FishOptions(
+        fish_checkpoint.directory, str(fish_checkpoint.codec_config), "cpu", precision="fp32"
+    )
+    one = FishSpeechEngine(FishModel.load(options), BatchOptions(codec_window=48, codec_overlap=8))
+    sequential = one.synthesize(SynthesisRequest(text, params=params)).samples
+    pause = int(PAUSE_SECONDS * 44100)
+    assert len(speech.samples) == len(sequential) == 4 * 30 * FRAME + 3 * pause
+    np.testing.assert_allclose(speech.samples, sequential, atol=1e-5)
+    assert np.array_equal(np.concatenate(pieces), speech.samples)  # streamed in order too

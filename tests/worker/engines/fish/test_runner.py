@@ -39,10 +39,11 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_buckets_cover_every_size() -> None:
-    assert row_buckets(64) == [1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64]
+    assert row_buckets(64) == [1, 2, 8, 16, 32, 48, 64]
     assert row_buckets(3) == [1, 2, 3]
-    assert length_buckets(4096) == [128, 256, 512, 1024, 2048, 4096]
-    assert bucket(17, row_buckets(64)) == 24 and bucket(129, length_buckets(4096)) == 256
+    assert row_buckets(1, smallest=2) == [2] and row_buckets(40, smallest=2)[:2] == [2, 8]
+    assert length_buckets(4096) == [512, 1024, 2048, 4096]
+    assert bucket(17, row_buckets(64)) == 32 and bucket(513, length_buckets(4096)) == 1024
 
 
 @torch.inference_mode()
@@ -62,7 +63,7 @@ def test_the_batched_passes_compute_the_unbatched_models_logits(model: FishModel
         layer.attention.kv_cache.k_cache.zero_()
         layer.attention.kv_cache.v_cache.zero_()
     fish.forward_generate_fast(fish.fast_project_in(theirs.hidden_states), torch.tensor([0]))
-    step._fast(runner.m, runner.caches, runner.m.fast_project(hidden[1:2].clone()), 0)
+    step.fast_eager(runner.m, runner.caches, runner.m.fast_project(hidden[1:2].clone()), 0)
     for position, code in enumerate([3, 7, 11], start=1):
         embedded = fish.fast_embeddings(torch.tensor([[code]]))
         upstream = fish.forward_generate_fast(embedded, torch.tensor([position]))[0, 0, :1024]

@@ -1,0 +1,196 @@
+"""Where a Fish Speech step's and the codec's time goes, on one GPU: the figures to decide by.
+
+Not part of the documented benchmark (bench/fish_h200.py is): a one-process
+probe that times, on random S1-mini weights,
+
+- the decode step as captured by the runner, eager units against compiled
+  ones (compiled.py), at several batch sizes, with each one's kernel count,
+  start-up seconds and how far the compiled step's hidden state is from the
+  eager one's;
+- the codec's decode per call shape: eager, compiled with dynamic shapes (as
+  the engine does) and compiled for one static shape, its quantizer and its
+  decoder apart.
+
+    python bench/fish_probe.py --work /tmp/fb --out results.json [--parts step,codec]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+FRAME_RATE = 44100 / 2048
+RESULTS: dict[str, Any] = {}
+
+
+def _save(out: Path, key: str, value: Any) -> None:
+    RESULTS[key] = value
+    out.write_text(json.dumps(RESULTS, indent=2))
+    print(key, json.dumps(value), flush=True)
+
+
+def _time(run: Callable[[], Any], repeat: int) -> float:
+    """Median seconds of `run` over `repeat` calls, device-synchronised."""
+    run()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def _kernels(run: Callable[[], Any]) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        run()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if e.device_type.name == "CUDA")
+
+
+def _decode(codec: Any, decoder: Callable[[torch.Tensor], torch.Tensor], codes: Any) -> Any:
+    return decoder(codec.quantizer.decode(codes))
+
+
+def step_part(fm: Any, out: Path, slots: int) -> None:
+    from worker.engines.fish import step
+    from worker.engines.fish.prompt import Sampling
+    from worker.engines.fish.runner import ModelRunner, bucket
+
+    hidden: dict[bool, torch.Tensor] = {}
+    for compiled in (False, True):
+        name = "compiled" if compiled else "eager"
+        started = time.perf_counter()
+        runner = ModelRunner(fm, slots, 4096, graphs=True, compiled=compiled)
+        runner.capture()
+        report: dict[str, Any] = {
+            "capture_s": round(time.perf_counter() - started, 1),
+            "phases": runner.phases,
+            "graphs": len(runner._graphs),
+        }
+        prompt = torch.zeros((runner.m.rows, 100), dtype=torch.long)
+        for slot in range(slots):
+            runner.join(slot, prompt + (slot % 7), Sampling(), seed=slot)
+        with torch.inference_mode():
+            hidden[compiled] = step.slow_step(
+                runner.m, runner.caches, runner.state, slots, 256, runner.passes
+            ).float()
+            for size in (1, 8, 32, 64):
+                if size > slots:
+                    continue
+                rows = bucket(size, runner.rows_sizes)
+                seconds = _time(partial(runner.step, size, 200), 50)
+                kernels = _kernels(partial(runner._run, rows, 256))
+                report[f"b{size}"] = {
+                    "step_ms": round(seconds * 1000, 3),
+                    "frames_per_s": round(size / seconds),
+                    "kernels_eager_launch": kernels,
+                }
+        if compiled:
+            from torch._dynamo.utils import counters
+
+            report["unique_graphs"] = counters["stats"]["unique_graphs"]
+            a, b = hidden[True], hidden[False]
+            report["hidden_rel_diff_vs_eager"] = float((a - b).norm() / b.norm())
+        _save(out, f"step_{name}", report)
+        del runner
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def codec_part(fm: Any, out: Path, shapes: list[tuple[int, int]]) -> None:
+    from worker.engines.fish._compat import no_kernel_tuning
+
+    codec = fm.codec
+    codebooks = fm.model.config.num_codebooks
+    stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
+    no_kernel_tuning()
+
+    def measure(
+        name: str,
+        decoder: Callable[[torch.Tensor], torch.Tensor],
+        sizes: list[tuple[int, int]],
+        split: bool = False,
+    ) -> None:
+        report: dict[str, Any] = {}
+        for batch, frames in sizes:
+            codes = torch.randint(0, 1024, (batch, codebooks, frames), device="cuda")
+            with torch.cuda.stream(stream), torch.autocast("cuda", torch.bfloat16), \
+                    torch.inference_mode():  # fmt: skip
+                torch.cuda.reset_peak_memory_stats()
+                started = time.perf_counter()
+                decoder(codec.quantizer.decode(codes))
+                torch.cuda.synchronize()
+                first = time.perf_counter() - started
+                whole = _time(partial(_decode, codec, decoder, codes), 3)
+                entry = {
+                    "audio_s_per_s": round(batch * frames / FRAME_RATE / whole, 1),
+                    "ms": round(whole * 1000, 2),
+                    "first_call_s": round(first, 2),
+                    "peak_gb": round(torch.cuda.max_memory_allocated() / 1e9, 1),
+                }
+                if split:
+                    quantizer = _time(partial(codec.quantizer.decode, codes), 3)
+                    entry["quantizer_ms"] = round(quantizer * 1000, 2)
+                report[f"b{batch}x{frames}"] = entry
+                print(name, batch, frames, entry, flush=True)
+        _save(out, f"codec_{name}", report)
+
+    measure("eager", codec.decoder, shapes, split=True)
+    torch.backends.cudnn.benchmark = True
+    measure("eager_cudnn_benchmark", codec.decoder, shapes)
+    torch.backends.cudnn.benchmark = False
+    measure("compiled_dynamic", torch.compile(codec.decoder, dynamic=True), shapes)
+    measure("compiled_static", torch.compile(codec.decoder, dynamic=False), shapes[1:2])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/fish-bench"))
+    parser.add_argument("--out", type=Path, default=Path("probe.json"))
+    parser.add_argument("--parts", default="step,codec")
+    parser.add_argument("--slots", type=int, default=64)
+    parser.add_argument("--shapes", default="1x256,8x256,16x256,4x512,8x512")
+    args = parser.parse_args()
+    from bench.fish_checkpoint import build
+    from worker.engines.fish.model import FishModel, FishOptions, use_compile_cache
+
+    use_compile_cache(args.work / "compile-cache")
+    checkpoint = args.work / "s1-mini"
+    if not (checkpoint / "codec.pth").exists():
+        started = time.perf_counter()
+        build(checkpoint, "s1-mini", device="cuda")
+        _save(args.out, "build_s", round(time.perf_counter() - started, 1))
+    started = time.perf_counter()
+    fm = FishModel.load(FishOptions(checkpoint, device="cuda", compile=True))
+    _save(args.out, "load_s", round(time.perf_counter() - started, 1))
+    _save(args.out, "env", {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(),
+                            "cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR")})  # fmt: skip
+    parts = args.parts.split(",")
+    if "step" in parts:
+        step_part(fm, args.out, args.slots)
+    if "codec" in parts:
+        shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
+        codec_part(fm, args.out, shapes)  # type: ignore[arg-type]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

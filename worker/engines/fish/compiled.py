@@ -1,0 +1,117 @@
+"""The decode step's repeated units through torch.compile: fewer, fused kernels.
+
+At batch 1 the step is bound by kernel launches (about 1,600 per step eagerly),
+and the same few units run over and over: a slow layer before and after its
+attention (28 times a step), a fast layer before and after its attention (40
+times) and a residual codebook's head and draw (9 times). Each unit is
+compiled once for all its layers and positions (the weights are arguments,
+not constants), with the batch's rows as the one dynamic size: start-up
+compiles five small graphs instead of the whole unrolled step (which took
+minutes). Attention and the KV writes stay eager (SDPA; a fast layer's over
+the codebook positions so far, by slicing), and so does the main token's draw
+(Inductor cannot generate a scan over the 155,776-token vocabulary with a
+dynamic row count). The runner captures the compiled units inside its CUDA
+graphs as before; nothing is compiled once the graphs are recorded.
+
+Measured on an H200 (docs/benchmarks.md): 1,337 kernels a step against 1,598
+eager. Compiling each fast position whole instead (the position as a tensor,
+attention over all ten codebook slots masked, the KV writes inside) came to
+1,481 and was slower: the writes into the cache, an input of the graph, cost
+copies.
+
+A unit that Inductor fails on runs eagerly instead, with a warning: slower,
+never wrong. Rows start at 2 when compiled (runner.py): a size of 1 would be
+specialised by Dynamo and cost a second compile of every unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+
+from shoal.logs import get_logger
+from worker.engines.fish import step
+from worker.engines.fish.step import Caches, Layer, Model, Passes
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+
+def _rows(*tensors: Tensor) -> None:
+    for tensor in tensors:
+        torch._dynamo.maybe_mark_dynamic(tensor, 0)
+
+
+class _Unit:
+    """One compiled function; eager for good should its first (compiling) call fail."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.name = function.__name__
+        self.compiled = torch.compile(function, dynamic=False, fullgraph=True)
+        self.ran = False
+        self.failed = False
+
+    def __call__(self, args: tuple[Any, ...], eager: Callable[[], T]) -> T:
+        """The compiled function of `args`, or `eager()` once it failed to compile."""
+        if self.failed:
+            return eager()
+        try:
+            result: T = self.compiled(*args)
+        except Exception as exc:
+            if self.ran:  # it compiled: a real error
+                raise
+            log.warning("a decode unit does not compile; it runs eagerly", unit=self.name,
+                        error=str(exc)[:500])  # fmt: skip
+            self.failed = True
+            return eager()
+        self.ran = True
+        return result
+
+
+class CompiledPasses(Passes):
+    def __init__(self) -> None:
+        functions: list[Callable[..., Any]] = [
+            step.slow_in, step.slow_out, step.fast_in, step.fast_out, step.fast_draw
+        ]  # fmt: skip
+        self.units = {f.__name__: _Unit(f) for f in functions}
+
+    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _rows(h, rotation)
+        return self.units["slow_in"]((layer, h, rotation), lambda: step.slow_in(layer, h, rotation))
+
+    def slow_out(self, layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
+        _rows(h, attended)
+        return self.units["slow_out"](
+            (layer, h, attended), lambda: step.slow_out(layer, h, attended)
+        )
+
+    def fast(self, m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
+        return step.fast_eager(m, caches, f, position, self._fast_in, self._fast_out)
+
+    def _fast_in(self, layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _rows(f)
+        return self.units["fast_in"]((layer, f, rotation), lambda: step.fast_in(layer, f, rotation))
+
+    def _fast_out(self, layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
+        _rows(f, attended)
+        return self.units["fast_out"](
+            (layer, f, attended), lambda: step.fast_out(layer, f, attended)
+        )
+
+    def fast_draw(
+        self, m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor
+    ) -> Tensor:
+        _rows(f, previous, knobs, draw)
+        return self.units["fast_draw"](
+            (m, f, previous, knobs, draw),
+            lambda: step.fast_draw(m, f, previous, knobs, draw),
+        )
+
+    @property
+    def eager_units(self) -> list[str]:
+        """The units that fell back to eager."""
+        return [name for name, unit in self.units.items() if unit.failed]
