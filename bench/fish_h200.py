@@ -17,6 +17,7 @@ Steps (`all` runs them in order; each adds to DIR/results.json; `table` prints i
     cold      a worker's start on an empty compile cache (DIR/compile-cache)
     warm      a second start on that cache, then the engine's figures
     pipeline  `shoal up` with the fish-speech engine, driven by concurrent submits
+    profile   (not in `all`) where the time goes: kernels per CUDA stream, batch occupancy
 
     python bench/fish_h200.py all --work /tmp/fish-bench --size tiny --device cpu  # smoke run
 
@@ -27,11 +28,13 @@ until it is ready to take a job. A step that fails makes the command fail.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/fish_h200.py` from anywhere
     sys.path.insert(0, str(ROOT))
+
+
+DUMP_STACKS_AFTER = "SHOAL_BENCH_DUMP_STACKS_AFTER"  # seconds: the child's hang report
 
 
 class StepFailed(RuntimeError):
@@ -84,9 +90,14 @@ def build(work: Path, size: str, device: str) -> None:
 
 
 def _child(work: Path, env: dict[str, str], bench: str | None, timeout: float) -> dict[str, Any]:
-    """Run `serve` in a fresh process; its ready time is taken from before the spawn."""
+    """Run `serve` in a fresh process; its ready time is taken from before the spawn.
+
+    A child still running after `timeout` seconds is killed, whether it prints or not;
+    a little before that it prints every thread's stack (a hang shows where it is).
+    """
     started = time.perf_counter()
     argv = [sys.executable, "-m", "bench.fish_h200", "serve", "--work", str(work)]
+    env = {**env, DUMP_STACKS_AFTER: str(max(timeout - 15, 1))}
     process = subprocess.Popen(
         [*argv, *(["--bench", bench] if bench else [])],
         cwd=ROOT,
@@ -95,20 +106,23 @@ def _child(work: Path, env: dict[str, str], bench: str | None, timeout: float) -
         env=env,
     )
     assert process.stdout is not None
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
     ready = None
     report: dict[str, Any] = {}
-    for line in process.stdout:
-        if line.startswith("READY") and ready is None:
-            ready = time.perf_counter() - started
-        elif line.startswith("PART "):
-            report.update(json.loads(line[5:]))
-        elif line.startswith("WAVE"):
-            print(line.rstrip(), flush=True)
-        if time.perf_counter() - started > timeout:
-            process.kill()
-            report["killed_after_s"] = timeout
-            break
-    process.wait()
+    try:
+        for line in process.stdout:
+            if line.startswith("READY") and ready is None:
+                ready = time.perf_counter() - started
+            elif line.startswith("PART "):
+                report.update(json.loads(line[5:]))
+            elif line.startswith("WAVE"):
+                print(line.rstrip(), flush=True)
+        process.wait()
+    finally:
+        watchdog.cancel()
+    if time.perf_counter() - started >= timeout:
+        report["killed_after_s"] = timeout
     report["ready_seconds"] = None if ready is None else round(ready, 1)
     report["exit_code"] = process.returncode
     errors = [key for key in report if key.startswith("failed:")]
@@ -118,13 +132,20 @@ def _child(work: Path, env: dict[str, str], bench: str | None, timeout: float) -
     return report
 
 
-def cold(work: Path, size: str, device: str) -> None:
+def cold(work: Path, size: str, device: str, timeout: float | None) -> None:
     shutil.rmtree(work / "compile-cache", ignore_errors=True)
-    _save(work, cold_start=_child(work, child_env(work, size, device), None, timeout=300))
+    env = child_env(work, size, device)
+    _save(work, cold_start=_child(work, env, None, timeout=timeout or 300))
 
 
-def warm(work: Path, size: str, device: str) -> None:
-    _save(work, warm_start=_child(work, child_env(work, size, device), "full", timeout=900))
+def warm(work: Path, size: str, device: str, timeout: float | None) -> None:
+    env = child_env(work, size, device)
+    _save(work, warm_start=_child(work, env, "full", timeout=timeout or 900))
+
+
+def profile(work: Path, size: str, device: str, timeout: float | None) -> None:
+    env = child_env(work, size, device)
+    _save(work, profile=_child(work, env, "profile", timeout=timeout or 600))
 
 
 def pipeline(work: Path, size: str, device: str, jobs: int, seconds: float) -> None:
@@ -135,6 +156,8 @@ def pipeline(work: Path, size: str, device: str, jobs: int, seconds: float) -> N
 
 
 def serve(bench: str | None) -> None:
+    if DUMP_STACKS_AFTER in os.environ:
+        faulthandler.dump_traceback_later(float(os.environ[DUMP_STACKS_AFTER]))
     from bench.fish_serve import serve as serve_engine
     from shoal.settings import get_settings
 
@@ -189,13 +212,16 @@ def _pair(results: dict[str, Any], first: str, second: str) -> tuple[Any, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    steps = ["build", "cold", "warm", "pipeline", "all", "table", "serve"]
+    steps = ["build", "cold", "warm", "pipeline", "profile", "all", "table", "serve"]
     parser.add_argument("step", choices=steps)
     parser.add_argument("--work", type=Path, default=Path("/tmp/fish-bench"))
-    parser.add_argument("--bench", choices=["full"])
+    parser.add_argument("--bench", choices=["full", "profile"])
     parser.add_argument("--size", choices=["s1-mini", "tiny"], default="s1-mini")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--jobs", type=int, default=256, help="pipeline: jobs of the burst")
+    parser.add_argument(
+        "--timeout", type=float, help="cold, warm, profile: kill the worker after this (s)"
+    )
     parser.add_argument("--steady-seconds", type=float, default=40, help="pipeline: steady phase")
     args = parser.parse_args()
     if args.step == "serve":
@@ -205,14 +231,15 @@ def main() -> int:
     failed = []
     if args.step != "table" and not (args.work / args.size / "codec.pth").exists():
         build(args.work, args.size, args.device)
-    for step in ("cold", "warm", "pipeline"):
-        if args.step not in (step, "all"):
+    for step in ("cold", "warm", "pipeline", "profile"):
+        if args.step != step and (args.step != "all" or step == "profile"):
             continue
         try:
             if step == "pipeline":
                 pipeline(args.work, args.size, args.device, args.jobs, args.steady_seconds)
             else:
-                {"cold": cold, "warm": warm}[step](args.work, args.size, args.device)
+                runs = {"cold": cold, "warm": warm, "profile": profile}
+                runs[step](args.work, args.size, args.device, args.timeout)
         except Exception as exc:
             print(f"step {step} failed: {exc}", file=sys.stderr, flush=True)
             _save(args.work, **{f"{step}_error": str(exc)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -126,8 +127,10 @@ def waves(engine: Any, frames: int, sizes: tuple[int, ...]) -> dict[str, Any]:
             partial(say, engine, TEXT, frames, seed=seed) for seed in range(size)
         ]
         _peak_reset()
+        before = _loop_seconds(engine)
         with gpu_utilization() as util:
             wall, latencies = _concurrently(jobs, size)
+        util.update(_since(engine, before))
         out[f"b{size}"] = {
             "frames_per_s": round(size * frames / wall, 1),
             "per_stream_frames_per_s": round(frames / statistics.median(latencies), 1),
@@ -196,11 +199,16 @@ def mix(engine: Any, count: int, prefix: str = "mix") -> dict[str, Any]:
     what a worker with a queue (a loaded one) does, its tail weighing less.
     """
     jobs = mix_jobs(count)
+    from bench.fish_trace import sampled
+
     calls: list[Callable[[], Any]] = [
         partial(say, engine, t, f, seed=s, chunk=200) for s, (t, f) in enumerate(jobs)
     ]
-    with gpu_utilization() as util:
+    before = _loop_seconds(engine)
+    with gpu_utilization() as util, sampled(engine) as occupancy:
         wall, latencies = _concurrently(calls, engine.slots)
+    util.update(occupancy)
+    util.update(_since(engine, before))
     audio = sum(len(t) for t, _ in jobs) / CHARS_PER_SECOND
     rate = "jobs_per_gpu_hour" if prefix == "mix" else f"{prefix}_jobs_per_gpu_hour"
     return {
@@ -271,6 +279,61 @@ def out_of_memory(engine: Any) -> dict[str, Any]:
     return {"oom_job_error": code, "next_job_after_oom_ok": recovered}
 
 
+def _loop_seconds(engine: Any) -> dict[str, float]:
+    stats = engine.loop.stats
+    names = ("prefill_s", "launch_s", "device_wait_s", "idle_s", "steps")
+    return {k: round(getattr(stats, k), 3) for k in names}
+
+
+def _since(engine: Any, before: dict[str, float]) -> dict[str, float]:
+    return {k: round(v - before[k], 3) for k, v in _loop_seconds(engine).items()}
+
+
+def profile(engine: Any) -> dict[str, Any]:
+    """Where the time goes: a batch-1 job and the 600-job mix, kernels per stream and occupancy."""
+    from bench.fish_trace import gpu_timeline, sampled
+
+    small = not torch.cuda.is_available()
+    frames, jobs, wait = (64, 60, 1.0) if small else (512, 600, 30.0)
+    out: dict[str, Any] = {}
+    say(engine, TEXT, frames)
+    interval = sys.getswitchinterval()
+    for name, switch in (("b1", interval), ("b1_switch_0.5ms", 0.0005)):
+        sys.setswitchinterval(switch)  # how long another thread may hold the GIL
+        before = _loop_seconds(engine)
+        started = time.perf_counter()
+        say(engine, TEXT, frames)
+        out[name] = {"wall_s": round(time.perf_counter() - started, 3), **_since(engine, before)}
+    sys.setswitchinterval(interval)
+    before = _loop_seconds(engine)
+    started = time.perf_counter()
+    with gpu_timeline() as timeline:
+        say(engine, TEXT, frames)
+    out["b1_traced"] = {
+        "wall_s": round(time.perf_counter() - started, 3),
+        **timeline,
+        **_since(engine, before),
+    }
+    before = _loop_seconds(engine)
+    window: dict[str, Any] = {}
+
+    def trace_window() -> None:  # a few seconds in the middle of the mix
+        time.sleep(wait)
+        with gpu_timeline() as timeline:
+            time.sleep(3)
+        window.update(timeline)
+
+    tracer = threading.Thread(target=trace_window)
+    tracer.start()
+    with sampled(engine) as occupancy:
+        out["mix_x3"] = mix(engine, jobs, prefix="mix_x3")
+    tracer.join()
+    out["mix_x3"].update(occupancy)
+    out["mix_x3"]["trace_3s"] = window
+    out["mix_x3"].update(_since(engine, before))
+    return {"profile": out}
+
+
 def serve(settings: Settings, bench: str | None) -> None:
     started = time.perf_counter()
     from worker.engines.fish import FishSpeechEngine
@@ -294,6 +357,9 @@ def serve(settings: Settings, bench: str | None) -> None:
         "gpu": torch.cuda.get_device_name() if cuda else "cpu",
     }
     print("PART " + json.dumps(report), flush=True)
+    if bench == "profile":
+        print("PART " + json.dumps(profile(engine)), flush=True)
+        return
     if bench != "full":
         return
     small = not cuda

@@ -10,14 +10,16 @@ whose end it shows leaves the batch. At most `AHEAD` snapshots are in flight,
 so the host never runs more than a few steps ahead of the device: a cancel, an
 end of speech or a newcomer takes effect within a few steps.
 
-A failure while admitting a sequence (out of memory on a long prompt, say)
-fails that sequence alone; a failed decode step fails the sequences it ran.
+The newcomers of a turn are prefilled together, in one forward. A failure
+while admitting them (out of memory on a long prompt, say) is retried one by
+one and fails that sequence alone; a failed decode step fails the sequences it ran.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -27,7 +29,7 @@ from shoal.logs import get_logger
 from worker import metrics
 from worker.engines.fish.codec import Codec, Window, plan
 from worker.engines.fish.handoff import Handoff
-from worker.engines.fish.runner import ModelRunner, Snapshot
+from worker.engines.fish.runner import ModelRunner, Newcomer, Snapshot
 from worker.engines.fish.scheduler import Scheduler
 from worker.engines.fish.sequence import Generated, Sequence, Stopped
 
@@ -51,6 +53,12 @@ class LoopStats:
     finished: int = 0
     failed: int = 0
     batch_sizes: list[int] = field(default_factory=list)  # a sample, for benchmarks
+    # Host seconds, for benchmarks: prefilling newcomers, blocked on the device
+    # (it is the bottleneck then), and with nothing at all to do.
+    prefill_s: float = 0.0
+    launch_s: float = 0.0  # in the step's launch (a graph's replay)
+    device_wait_s: float = 0.0
+    idle_s: float = 0.0
 
 
 class DecodeLoop:
@@ -103,8 +111,11 @@ class DecodeLoop:
         for sequence in list(self.scheduler):
             if sequence.should_stop():
                 self._drop(sequence, Stopped())
-        for sequence in self.scheduler.admit():
-            self._join(sequence)
+        newcomers = self.scheduler.admit()
+        if newcomers:
+            started = time.perf_counter()
+            self._join(newcomers)
+            self.stats.prefill_s += time.perf_counter() - started
         running = list(self.scheduler)
         metrics.BATCH_SEQUENCES.set(len(running))
         if running:
@@ -114,32 +125,43 @@ class DecodeLoop:
     def _receive(self) -> None:
         """New sequences; blocks while there is nothing at all to do."""
         block = self.scheduler.idle and not self._pending
+        started = time.perf_counter()
         try:
             self.scheduler.add(self._inbox.get(block=block))
+            if block:
+                self.stats.idle_s += time.perf_counter() - started
             while True:
                 self.scheduler.add(self._inbox.get_nowait())
         except queue.Empty:
             pass
 
-    def _join(self, sequence: Sequence) -> None:
-        assert sequence.slot is not None
+    def _join(self, sequences: list[Sequence]) -> None:
+        """Prefill the newcomers together; should that fail, each alone, failing only its own."""
         try:
-            self.runner.join(sequence.slot, sequence.prompt, sequence.sampling, sequence.seed)
-        except Exception as exc:  # out of memory on this prompt, say: this job only
-            log.warning("sequence failed to join the batch", error=str(exc))
+            self.runner.join_many([_newcomer(s) for s in sequences])
+        except Exception as exc:  # out of memory on a long prompt, say
             _release_memory()
-            self._drop(sequence, exc)
+            if len(sequences) == 1:
+                log.warning("sequence failed to join the batch", error=str(exc))
+                self._drop(sequences[0], exc)
+            else:
+                for sequence in sequences:
+                    self._join([sequence])
             return
-        self.stats.joined += 1
+        self.stats.joined += len(sequences)
 
     def _step(self, running: list[Sequence]) -> None:
         while len(self._pending) >= AHEAD:
+            started = time.perf_counter()
             self._pending[0].snapshot.ended.wait()
+            self.stats.device_wait_s += time.perf_counter() - started
             self._resolve(wait=False)
         longest = max(s.prompt_length + s.steps for s in running)
         rows = self.scheduler.rows
+        started = time.perf_counter()
         try:
             self.runner.step(rows, longest)
+            self.stats.launch_s += time.perf_counter() - started
         except Exception as exc:
             log.exception("decode step failed", rows=rows)
             for sequence in running:
@@ -224,6 +246,11 @@ class DecodeLoop:
             self.scheduler.retire(sequence)
         self.stats.failed += 1
         sequence.fail(error)
+
+
+def _newcomer(sequence: Sequence) -> Newcomer:
+    assert sequence.slot is not None
+    return Newcomer(sequence.slot, sequence.prompt, sequence.sampling, sequence.seed)
 
 
 def _release_memory() -> None:

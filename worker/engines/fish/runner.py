@@ -2,8 +2,9 @@
 
 It owns one static KV cache of `slots` rows of `context` positions each, sized
 once from the model's config, and the per-slot state of step.py. A sequence
-joins a slot with `join` (its prompt prefilled eagerly, its knobs and seed
-written to the slot) and leaves with `leave`; `step` runs one token for the
+joins a slot with `join_many`, together with the other newcomers of the same
+step (their prompts prefilled eagerly in one forward, their knobs and seeds
+written to their slots), and leaves with `leave`; `step` runs one token for the
 lowest `rows` slots, reading at most `longest` positions of attention.
 
 On CUDA the step is captured as a CUDA graph for each pair of bucketed sizes
@@ -62,6 +63,16 @@ def length_buckets(context: int) -> list[int]:
 
 def bucket(value: int, sizes: list[int]) -> int:
     return next(size for size in sizes if size >= value)
+
+
+@dataclass(frozen=True)
+class Newcomer:
+    """A sequence about to take a slot: its prompt (rows, length), knobs and seed."""
+
+    slot: int
+    prompt: torch.Tensor
+    sampling: Sampling
+    seed: int
 
 
 @dataclass
@@ -140,20 +151,43 @@ class ModelRunner:
     @torch.inference_mode()
     def join(self, slot: int, prompt: torch.Tensor, sampling: Sampling, seed: int) -> None:
         """Prefill `slot` with the prompt (rows, length) and make it decode from its end."""
-        prompt = prompt.to(self.device, dtype=torch.long)
-        prefill(self.m, self.caches, slot, prompt)
+        self.join_many([Newcomer(slot, prompt, sampling, seed)])
+
+    @torch.inference_mode()
+    def join_many(self, newcomers: list[Newcomer]) -> None:
+        """Prefill each newcomer's slot in one forward and set its state.
+
+        The inputs go up as three tensors for all newcomers, from pageable memory,
+        so the copy waits for the steps queued on the device: once per admission,
+        not twice per newcomer as before. (Asynchronous copies from pinned buffers
+        released at once hung an H200 run: end-of-speech counts came back corrupt
+        once admissions overlapped queued steps. Not diagnosed further.)
+        """
+        count = len(newcomers)
+        longest = max(n.prompt.shape[1] for n in newcomers)
+        rows = self.m.rows
+        tokens = torch.zeros((count, longest - 1, rows), dtype=torch.long)
+        state = torch.zeros((count, rows + 3), dtype=torch.long)  # last column, position, seed
+        knob_rows = torch.empty((count, 4), dtype=torch.float32)
+        for i, n in enumerate(newcomers):
+            length = n.prompt.shape[1]
+            tokens[i, : length - 1] = n.prompt[:, :-1].t()
+            state[i, :rows] = n.prompt[:, -1]
+            state[i, rows], state[i, rows + 1], state[i, rows + 2] = n.slot, length - 1, n.seed
+            knob_rows[i] = torch.tensor(
+                knobs(n.sampling.temperature, n.sampling.top_p, n.sampling.repetition_penalty)
+            )
+        tokens, state, knob_rows = (t.to(self.device) for t in (tokens, state, knob_rows))
+        slots = state[:, rows]
+        prefill(self.m, self.caches, slots, tokens)
         s = self.state
-        s.tokens[slot] = prompt[:, -1]
-        s.positions[slot] = prompt.shape[1] - 1
-        s.counts[slot] = 0
-        s.history[slot] = 0
-        s.knobs[slot] = torch.tensor(
-            knobs(sampling.temperature, sampling.top_p, sampling.repetition_penalty)
-        )
-        s.seeds[slot] = seed
-        s.ended[slot] = False
-        s.end_at[slot] = 0
-        s.active[slot] = True
+        s.tokens[slots] = state[:, :rows]
+        s.positions[slots] = state[:, rows + 1]
+        s.seeds[slots] = state[:, rows + 2 :]
+        s.knobs[slots] = knob_rows
+        for zeroed in (s.counts, s.history, s.ended, s.end_at):
+            zeroed[slots] = 0
+        s.active[slots] = True
 
     def leave(self, slot: int) -> None:
         self.state.active[slot] = False

@@ -4,9 +4,10 @@ Slots are the rows of the runner's KV cache. A waiting sequence takes the
 lowest free slot at a step boundary, so the batch stays packed at the bottom
 and the runner's step covers as few rows as possible; a sequence leaves when it
 ends or stops, without waiting for the others. Admission is first come, first
-served, with a budget of prompt tokens per step: the newcomers' prefill runs
-between decode steps, and a burst of long prompts is spread over several steps
-so that running streams never stall for long.
+served, with a budget of prompt tokens per step: the newcomers' prefill (one
+padded forward for all of them) runs between decode steps, and a burst of
+long prompts is spread over several steps so that running streams never stall
+for long.
 """
 
 from __future__ import annotations
@@ -65,19 +66,21 @@ class Scheduler(Generic[S]):
     def admit(self) -> list[S]:
         """Give free slots to waiting sequences, in order, within the prefill budget.
 
-        The first one always fits, however long its prompt, so no prompt waits forever.
+        The newcomers are prefilled together, right-padded to the longest, so
+        the budget counts newcomers times the longest prompt. The first one
+        always fits, however long its prompt, so no prompt waits forever.
         """
         admitted: list[S] = []
-        budget = self.prefill_budget
+        longest = 0
         while self.waiting and self._free:
-            length = self.waiting[0].prompt_length
-            if admitted and length > budget:
+            length = max(longest, self.waiting[0].prompt_length)
+            if admitted and (len(admitted) + 1) * length > self.prefill_budget:
                 break
             sequence = self.waiting.popleft()
             sequence.slot = heapq.heappop(self._free)
             self.running[sequence.slot] = sequence
             admitted.append(sequence)
-            budget -= length
+            longest = length
         return admitted
 
     def retire(self, sequence: S) -> None:

@@ -7,7 +7,8 @@ its own attention mask. These functions compute the same layers (the same
 weights, norms, rotary embedding and grouped-query attention) that way, over a
 KV cache the runner owns:
 
-- `prefill` fills one slot's cache with a prompt but its last column;
+- `prefill` fills the caches of a step's newcomers with their prompts but
+  their last columns, all in one forward;
 - `decode_step` runs one column for every row: the slow transformer at each
   row's position, the main token, then the fast transformer over the
   codebooks, sampling each with the row's own knobs and generator; it writes
@@ -387,20 +388,24 @@ def _advance(m: Model, slots: Slots, column: Tensor, rows: int) -> None:
     counts += step
 
 
-def prefill(m: Model, caches: Caches, slot: int, prompt: Tensor) -> None:
-    """Fill `slot`'s cache with the prompt (rows, length) but its last column."""
-    tokens = prompt[:, :-1].t()
-    length = tokens.shape[0]
+def prefill(m: Model, caches: Caches, slots: Tensor, tokens: Tensor) -> None:
+    """Fill each slot's cache with its prompt: tokens (newcomers, length, rows) on the device.
+
+    One forward for every newcomer of a step, right-padded to the longest: a
+    padded position comes after the prompt, so causal attention keeps it out
+    of the prompt's keys and values, and the keys it leaves in the cache lie
+    past the slot's position, where decode attention never looks before it
+    writes its own.
+    """
+    count, length = tokens.shape[:2]
     if not length:
         return
-    h = m.embed(tokens)
-    rotation = m.rotation[:length][:, None]
+    h = m.embed(tokens.flatten(0, 1))
+    rotation = m.rotation[:length].repeat(count, 1, 1)[:, None]
     for n, layer in enumerate(m.slow):
         q, k, v = layer.qkv_of(layer.norm_in(h), rotation)
-        caches.keys[n, slot, :, :length] = k.transpose(0, 1)
-        caches.values[n, slot, :, :length] = v.transpose(0, 1)
-        y = F.scaled_dot_product_attention(
-            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
-            is_causal=True, enable_gqa=True,
-        )  # fmt: skip
-        h = layer.finish(h, y[0].transpose(0, 1).reshape(length, -1))
+        q, k, v = (x.view(count, length, *x.shape[1:]).transpose(1, 2) for x in (q, k, v))
+        caches.keys[n, slots, :, :length] = k
+        caches.values[n, slots, :, :length] = v
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        h = layer.finish(h, y.transpose(1, 2).reshape(count * length, -1))

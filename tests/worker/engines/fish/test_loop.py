@@ -25,6 +25,7 @@ from worker.engines.base import Speech, SynthesisRequest
 from worker.engines.fish import BatchOptions, FishSpeechEngine
 from worker.engines.fish.engine import PAUSE_SECONDS
 from worker.engines.fish.model import FishModel, FishOptions
+from worker.engines.fish.runner import Newcomer
 from worker.engines.fish.sequence import Sequence
 
 FRAME = 2048
@@ -101,15 +102,27 @@ def test_a_job_stopped_mid_batch_frees_its_slot_and_the_others_go_on(
 def test_a_job_that_fails_to_join_fails_alone(
     engine: FishSpeechEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    join = engine.runner.join
+    join_many = engine.runner.join_many
     doomed = engine.prompt("This one cannot fit.", [])
+    groups: list[int] = []
 
-    def join_or_run_out_of_memory(slot: int, prompt: torch.Tensor, *args: Any) -> None:
-        if torch.equal(prompt, doomed):
+    def join_or_run_out_of_memory(newcomers: list[Newcomer]) -> None:
+        groups.append(len(newcomers))
+        if any(torch.equal(n.prompt, doomed) for n in newcomers):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
-        join(slot, prompt, *args)
+        join_many(newcomers)
 
-    monkeypatch.setattr(engine.runner, "join", join_or_run_out_of_memory)
+    monkeypatch.setattr(engine.runner, "join_many", join_or_run_out_of_memory)
+    scheduler = engine.loop.scheduler
+    admit = scheduler.admit
+    deadline = time.monotonic() + 30
+
+    def admit_all_three_at_once() -> list[Sequence]:  # so that they join as one group
+        if len(scheduler.waiting) < 3 and time.monotonic() < deadline:
+            return []
+        return admit()
+
+    monkeypatch.setattr(scheduler, "admit", admit_all_three_at_once)
     with ThreadPoolExecutor(3) as pool:
         fine = [pool.submit(engine.synthesize, request("Fine.", 48, s)) for s in (7, 8)]
         failing = pool.submit(engine.synthesize, request("This one cannot fit.", 48, 9))
@@ -118,6 +131,7 @@ def test_a_job_that_fails_to_join_fails_alone(
         assert raised.value.code == "gpu_out_of_memory"
         assert [len(f.result().samples) for f in fine] == [48 * FRAME, 48 * FRAME]
     assert engine.loop.alive
+    assert groups == [3, 1, 1, 1]  # together, then each alone: only the doomed one fails
 
 
 def test_audio_streams_in_windows_whose_join_is_the_result(engine: FishSpeechEngine) -> None:

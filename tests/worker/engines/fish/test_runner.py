@@ -19,7 +19,13 @@ from tests.conftest import FishCheckpoint
 from worker.engines.fish import step
 from worker.engines.fish.model import FishModel, FishOptions
 from worker.engines.fish.prompt import Sampling, build_prompt
-from worker.engines.fish.runner import ModelRunner, bucket, length_buckets, row_buckets
+from worker.engines.fish.runner import (
+    ModelRunner,
+    Newcomer,
+    bucket,
+    length_buckets,
+    row_buckets,
+)
 
 # fp32 on the CPU: the runner's arithmetic against upstream's, and batched against alone.
 UPSTREAM_TOLERANCE = 1e-5  # relative, logits of the same token
@@ -92,11 +98,14 @@ def _drive(
     tick = 0
     free = list(range(runner.slots))
     while done < len(runs):
-        for index in joins.get(tick, []):
+        newcomers = []
+        for index in joins.get(tick, []):  # the newcomers of a step join together
             run = runs[index]
             run.slot = free.pop(0)
-            runner.join(run.slot, run.prompt, knobs, run.seed)
+            newcomers.append(Newcomer(run.slot, run.prompt, knobs, run.seed))
             active[run.slot] = run
+        if newcomers:
+            runner.join_many(newcomers)
         if active:
             rows = max(active) + 1
             longest = max(int(runner.state.positions[s]) + 1 for s in active)
@@ -117,10 +126,19 @@ def _drive(
         tick += 1
 
 
+# When each sequence joins: (0 first, 1 at step 3, 2 at step 5, 3 at step 16 in the
+# slot 1 left), or 0 and 2 prefilled together, padded to the longer prompt.
+SCHEDULES = {
+    "staggered": {0: [0], 3: [1], 5: [2], 16: [3]},
+    "prefilled_together": {0: [0, 2], 3: [1], 16: [3]},
+}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("temperature", [0.0, 0.8], ids=["greedy", "seeded"])
 @torch.inference_mode()
 def test_a_sequence_in_a_batch_of_mixed_lengths_decodes_as_alone(
-    model: FishModel, temperature: float
+    model: FishModel, temperature: float, schedule: str
 ) -> None:
     knobs = Sampling(temperature=temperature)
     texts = ["Short one.", "A much longer sentence that goes on for a while.", "Mid length."]
@@ -137,10 +155,9 @@ def test_a_sequence_in_a_batch_of_mixed_lengths_decodes_as_alone(
     for index in range(len(alone)):  # each by itself
         _drive(ModelRunner(model, 3, 4096, graphs=False), [alone[index]], {0: [0]}, knobs)
     batched = runs()
-    # 0 from the start, 1 at step 3 and 2 at step 5; 1 leaves at step 15, 3 joins at 16.
     runner = ModelRunner(model, 3, 4096, graphs=False)
-    _drive(runner, batched, {0: [0], 3: [1], 5: [2], 16: [3]}, knobs)
-    assert batched[3].slot == 1  # the newcomer took the slot the second one left
+    _drive(runner, batched, SCHEDULES[schedule], knobs)
+    assert batched[3].slot == batched[1].slot  # the newcomer took the slot 1 left
     for one, many in zip(alone, batched, strict=True):
         assert one.codes is not None and many.codes is not None
         assert torch.equal(one.codes, many.codes)

@@ -99,3 +99,12 @@ def test_stopped_waiting_sequences_are_dropped_before_they_run() -> None:
 def test_a_batch_needs_a_slot() -> None:
     with pytest.raises(ValueError, match="at least one slot"):
         Scheduler(slots=0, prefill_budget=10)
+
+
+def test_the_budget_counts_every_newcomer_padded_to_the_longest() -> None:
+    scheduler: Scheduler[Fake] = Scheduler(slots=8, prefill_budget=100)
+    burst = [Fake(prompt_length=10), Fake(prompt_length=45), Fake(prompt_length=10)]
+    for sequence in burst:
+        scheduler.add(sequence)
+    assert scheduler.admit() == burst[:2]  # 2 x 45 = 90; a third makes 135
+    assert scheduler.admit() == burst[2:]
