@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.fish_trace import gpu_timeline, sampled
 from shoal.errors import SynthesisError
 from shoal.jobs import EngineParams
 from shoal.settings import Settings
@@ -199,8 +199,6 @@ def mix(engine: Any, count: int, prefix: str = "mix") -> dict[str, Any]:
     what a worker with a queue (a loaded one) does, its tail weighing less.
     """
     jobs = mix_jobs(count)
-    from bench.fish_trace import sampled
-
     calls: list[Callable[[], Any]] = [
         partial(say, engine, t, f, seed=s, chunk=200) for s, (t, f) in enumerate(jobs)
     ]
@@ -291,20 +289,14 @@ def _since(engine: Any, before: dict[str, float]) -> dict[str, float]:
 
 def profile(engine: Any) -> dict[str, Any]:
     """Where the time goes: a batch-1 job and the 600-job mix, kernels per stream and occupancy."""
-    from bench.fish_trace import gpu_timeline, sampled
-
     small = not torch.cuda.is_available()
     frames, jobs, wait = (64, 60, 1.0) if small else (512, 600, 30.0)
     out: dict[str, Any] = {}
     say(engine, TEXT, frames)
-    interval = sys.getswitchinterval()
-    for name, switch in (("b1", interval), ("b1_switch_0.5ms", 0.0005)):
-        sys.setswitchinterval(switch)  # how long another thread may hold the GIL
-        before = _loop_seconds(engine)
-        started = time.perf_counter()
-        say(engine, TEXT, frames)
-        out[name] = {"wall_s": round(time.perf_counter() - started, 3), **_since(engine, before)}
-    sys.setswitchinterval(interval)
+    before = _loop_seconds(engine)
+    started = time.perf_counter()
+    say(engine, TEXT, frames)
+    out["b1"] = {"wall_s": round(time.perf_counter() - started, 3), **_since(engine, before)}
     before = _loop_seconds(engine)
     started = time.perf_counter()
     with gpu_timeline() as timeline:
@@ -314,7 +306,6 @@ def profile(engine: Any) -> dict[str, Any]:
         **timeline,
         **_since(engine, before),
     }
-    before = _loop_seconds(engine)
     window: dict[str, Any] = {}
 
     def trace_window() -> None:  # a few seconds in the middle of the mix
@@ -325,12 +316,9 @@ def profile(engine: Any) -> dict[str, Any]:
 
     tracer = threading.Thread(target=trace_window)
     tracer.start()
-    with sampled(engine) as occupancy:
-        out["mix_x3"] = mix(engine, jobs, prefix="mix_x3")
+    out["mix_x3"] = mix(engine, jobs, prefix="mix_x3")  # occupancy and the loop's clock too
     tracer.join()
-    out["mix_x3"].update(occupancy)
     out["mix_x3"]["trace_3s"] = window
-    out["mix_x3"].update(_since(engine, before))
     return {"profile": out}
 
 
