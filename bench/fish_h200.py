@@ -106,7 +106,13 @@ def _child(work: Path, env: dict[str, str], bench: str | None, timeout: float) -
         env=env,
     )
     assert process.stdout is not None
-    watchdog = threading.Timer(timeout, process.kill)
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        process.kill()
+
+    watchdog = threading.Timer(timeout, kill)
     watchdog.start()
     ready = None
     report: dict[str, Any] = {}
@@ -121,7 +127,7 @@ def _child(work: Path, env: dict[str, str], bench: str | None, timeout: float) -
         process.wait()
     finally:
         watchdog.cancel()
-    if time.perf_counter() - started >= timeout:
+    if killed.is_set():
         report["killed_after_s"] = timeout
     report["ready_seconds"] = None if ready is None else round(ready, 1)
     report["exit_code"] = process.returncode

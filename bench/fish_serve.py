@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.fish_trace import gpu_timeline, sampled
+from bench.fish_trace import gpu_timeline, polled, sampled
 from shoal.errors import SynthesisError
 from shoal.jobs import EngineParams
 from shoal.settings import Settings
@@ -64,8 +64,6 @@ def _gb(value: float) -> float:
 def gpu_utilization() -> Iterator[dict[str, float]]:
     """The GPU's mean utilisation (nvidia-smi's 'utilization.gpu') while inside."""
     result: dict[str, float] = {}
-    samples: list[int] = []
-    stop = threading.Event()
     try:
         import pynvml
 
@@ -74,20 +72,10 @@ def gpu_utilization() -> Iterator[dict[str, float]]:
     except Exception:  # no NVML (CPU runs): no figure
         yield result
         return
-
-    def sample() -> None:
-        while not stop.wait(0.1):
-            samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
+    with polled(lambda: int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu), 0.1) as samples:
         yield result
-    finally:
-        stop.set()
-        thread.join()
-        if samples:
-            result["gpu_util_pct"] = round(statistics.mean(samples), 1)
+    if samples:
+        result["gpu_util_pct"] = round(statistics.mean(samples), 1)
 
 
 def _peak_reset() -> None:

@@ -5,8 +5,8 @@ kernels only (CUPTI, every thread) while inside and sums them per stream:
 busy time, the union over all streams, and, for the stream of the most
 kernels (the decode step's), its idle gaps and how much of them another
 stream's kernels covered. `sampled` records the batch's occupancy every few
-milliseconds: sequences running, waiting for a slot, windows queued for the
-codec.
+milliseconds (sequences running, waiting for a slot, windows queued for the
+codec) through `polled`, which fish_serve.py's GPU utilisation uses too.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 import itertools
 import statistics
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _union(intervals: list[tuple[int, int]]) -> int:
@@ -101,34 +103,40 @@ def gpu_timeline() -> Iterator[dict[str, Any]]:
 
 
 @contextmanager
-def sampled(engine: Any, every: float = 0.005) -> Iterator[dict[str, Any]]:
-    """The batch's mean occupancy while inside: running, waiting and codec-queued."""
-    samples: list[tuple[int, int, int]] = []
+def polled(read: Callable[[], T], every: float) -> Iterator[list[T]]:
+    """`read()` every `every` seconds from a thread while inside: the list of readings."""
+    readings: list[T] = []
     stop = threading.Event()
-    loop = engine.loop
 
-    def sample() -> None:
+    def poll() -> None:
         while not stop.wait(every):
-            scheduler = loop.scheduler
-            samples.append(
-                (len(scheduler.running), len(scheduler.waiting), engine.codec._queue.qsize())
-            )
+            readings.append(read())
 
-    thread = threading.Thread(target=sample, daemon=True)
-    result: dict[str, Any] = {}
+    thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        yield result
+        yield readings
     finally:
         stop.set()
         thread.join()
-        if samples:
-            running, waiting, queued = zip(*samples, strict=True)
-            result.update(
-                running_mean=round(statistics.mean(running), 1),
-                running_full_pct=round(
-                    100 * sum(r == engine.slots for r in running) / len(running), 1
-                ),
-                waiting_mean=round(statistics.mean(waiting), 1),
-                codec_queued_mean=round(statistics.mean(queued), 1),
-            )
+
+
+@contextmanager
+def sampled(engine: Any, every: float = 0.005) -> Iterator[dict[str, Any]]:
+    """The batch's mean occupancy while inside: running, waiting and codec-queued."""
+    scheduler = engine.loop.scheduler
+
+    def occupancy() -> tuple[int, int, int]:
+        return len(scheduler.running), len(scheduler.waiting), engine.codec._queue.qsize()
+
+    result: dict[str, Any] = {}
+    with polled(occupancy, every) as samples:
+        yield result
+    if samples:
+        running, waiting, queued = zip(*samples, strict=True)
+        result.update(
+            running_mean=round(statistics.mean(running), 1),
+            running_full_pct=round(100 * sum(r == engine.slots for r in running) / len(running), 1),
+            waiting_mean=round(statistics.mean(waiting), 1),
+            codec_queued_mean=round(statistics.mean(queued), 1),
+        )

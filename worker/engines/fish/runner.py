@@ -168,15 +168,16 @@ class ModelRunner:
         rows = self.m.rows
         tokens = torch.zeros((count, longest - 1, rows), dtype=torch.long)
         state = torch.zeros((count, rows + 3), dtype=torch.long)  # last column, position, seed
-        knob_rows = torch.empty((count, 4), dtype=torch.float32)
         for i, n in enumerate(newcomers):
             length = n.prompt.shape[1]
             tokens[i, : length - 1] = n.prompt[:, :-1].t()
             state[i, :rows] = n.prompt[:, -1]
-            state[i, rows], state[i, rows + 1], state[i, rows + 2] = n.slot, length - 1, n.seed
-            knob_rows[i] = torch.tensor(
-                knobs(n.sampling.temperature, n.sampling.top_p, n.sampling.repetition_penalty)
-            )
+            state[i, rows:] = torch.tensor([n.slot, length - 1, n.seed])
+        knob_rows = torch.tensor(
+            [knobs(n.sampling.temperature, n.sampling.top_p, n.sampling.repetition_penalty)
+             for n in newcomers],
+            dtype=torch.float32,
+        )  # fmt: skip
         tokens, state, knob_rows = (t.to(self.device) for t in (tokens, state, knob_rows))
         slots = state[:, rows]
         prefill(self.m, self.caches, slots, tokens)
