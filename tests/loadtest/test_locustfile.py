@@ -50,7 +50,9 @@ def test_a_short_headless_run_has_no_failures(tmp_path: Path, live: Live) -> Non
     assert int(stats[("GET", "audio")]["Request Count"]) == ended  # each decoded (no failure)
     for entry in ("queue wait", "synthesis"):
         assert int(stats[("JOB", entry)]["Request Count"]) == ended
-    assert len(jobs.read_text().split()) == submitted
+    # Each accepted job is logged; the stats CSV is written as the users stop, so a
+    # submit that each of the 2 users completes in that instant may be logged only.
+    assert submitted <= len(jobs.read_text().split()) <= submitted + 2
 
 
 def test_the_webhook_receiver_hands_verified_events_to_the_waiting_user() -> None:
