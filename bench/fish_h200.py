@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:  # `python bench/fish_h200.py` from anywhere
 
 
 DUMP_STACKS_AFTER = "SHOAL_BENCH_DUMP_STACKS_AFTER"  # seconds: the child's hang report
+SPAWNED_AT = "SHOAL_BENCH_SPAWNED_AT"  # the parent's clock (epoch seconds) at the spawn
 
 
 class StepFailed(RuntimeError):
@@ -97,7 +98,7 @@ def _child(work: Path, env: dict[str, str], bench: str | None, timeout: float) -
     """
     started = time.perf_counter()
     argv = [sys.executable, "-m", "bench.fish_h200", "serve", "--work", str(work)]
-    env = {**env, DUMP_STACKS_AFTER: str(max(timeout - 15, 1))}
+    env = {**env, DUMP_STACKS_AFTER: str(max(timeout - 15, 1)), SPAWNED_AT: str(time.time())}
     process = subprocess.Popen(
         [*argv, *(["--bench", bench] if bench else [])],
         cwd=ROOT,
@@ -167,7 +168,8 @@ def serve(bench: str | None) -> None:
     from bench.fish_serve import serve as serve_engine
     from shoal.settings import get_settings
 
-    serve_engine(get_settings(), bench)
+    spawned_at = os.environ.get(SPAWNED_AT)
+    serve_engine(get_settings(), bench, float(spawned_at) if spawned_at else None)
 
 
 def table(work: Path) -> None:

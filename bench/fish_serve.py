@@ -267,7 +267,7 @@ def out_of_memory(engine: Any) -> dict[str, Any]:
 
 def _loop_seconds(engine: Any) -> dict[str, float]:
     stats = engine.loop.stats
-    names = ("prefill_s", "launch_s", "device_wait_s", "idle_s", "steps")
+    names = ("prefill_s", "launch_s", "device_wait_s", "idle_s", "steps", "admissions")
     return {k: round(getattr(stats, k), 3) for k in names}
 
 
@@ -310,16 +310,45 @@ def profile(engine: Any) -> dict[str, Any]:
     return {"profile": out}
 
 
-def serve(settings: Settings, bench: str | None) -> None:
+@contextmanager
+def step_runs() -> Iterator[list[tuple[int, int, float]]]:
+    """(rows, length, seconds) of every uncaptured step run while inside: start-up's warm-up."""
+    from worker.engines.fish.runner import ModelRunner
+
+    runs: list[tuple[int, int, float]] = []
+    run = ModelRunner._run
+
+    def timed(self: ModelRunner, rows: int, length: int) -> None:
+        cuda = torch.cuda.is_available()
+        if cuda and torch.cuda.is_current_stream_capturing():
+            run(self, rows, length)
+            return
+        started = time.perf_counter()
+        run(self, rows, length)
+        if cuda:
+            torch.cuda.synchronize()
+        runs.append((rows, length, round(time.perf_counter() - started, 3)))
+
+    ModelRunner._run = timed  # type: ignore[method-assign]
+    try:
+        yield runs
+    finally:
+        ModelRunner._run = run  # type: ignore[method-assign]
+
+
+def serve(settings: Settings, bench: str | None, spawned_at: float | None = None) -> None:
     started = time.perf_counter()
+    python_s = None if spawned_at is None else round(time.time() - spawned_at, 1)
     from worker.engines.fish import FishSpeechEngine
     from worker.engines.fish.step import EAGER
 
     imported = time.perf_counter()
-    engine = FishSpeechEngine.from_settings(settings, voices=None)  # type: ignore[arg-type]
+    with step_runs() as runs:
+        engine = FishSpeechEngine.from_settings(settings, voices=None)  # type: ignore[arg-type]
     print("READY", flush=True)
     cuda = torch.cuda.is_available()
     report: dict[str, Any] = {
+        "python_s": python_s,  # from the spawn: the interpreter, torch and the bench's imports
         "import_s": round(imported - started, 1),
         "start_s": round(time.perf_counter() - imported, 1),
         "slots": engine.slots,
@@ -329,6 +358,7 @@ def serve(settings: Settings, bench: str | None) -> None:
         "codec_compiled": engine.codec.compiled,
         "step_compiled": engine.runner.passes is not EAGER,
         "startup_phases": engine.startup,
+        "startup_step_runs": runs,  # (rows, length, seconds): the first, then warm-up per bucket
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if cuda else "cpu",
     }

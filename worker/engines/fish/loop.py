@@ -49,6 +49,7 @@ class _Pending:
 @dataclass
 class LoopStats:
     steps: int = 0
+    admissions: int = 0  # turns that prefilled newcomers
     joined: int = 0
     finished: int = 0
     failed: int = 0
@@ -115,6 +116,7 @@ class DecodeLoop:
         if newcomers:
             started = time.perf_counter()
             self._join(newcomers)
+            self.stats.admissions += 1
             self.stats.prefill_s += time.perf_counter() - started
         running = list(self.scheduler)
         metrics.BATCH_SEQUENCES.set(len(running))

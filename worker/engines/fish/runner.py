@@ -106,6 +106,9 @@ class ModelRunner:
             self.caches = self._caches(fm.precision)
             self.state = self._slots()
         self._pinned = self.device.type == "cuda"
+        self._uploads: torch.cuda.Stream | None = None
+        if self._pinned:
+            self._uploads = torch.cuda.Stream(device=self.device)  # type: ignore[no-untyped-call]
         self._graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
         self.phases: dict[str, float] = {}  # capture's seconds, by part
 
@@ -157,11 +160,10 @@ class ModelRunner:
     def join_many(self, newcomers: list[Newcomer]) -> None:
         """Prefill each newcomer's slot in one forward and set its state.
 
-        The inputs go up as three tensors for all newcomers, from pageable memory,
-        so the copy waits for the steps queued on the device: once per admission,
-        not twice per newcomer as before. (Asynchronous copies from pinned buffers
-        released at once hung an H200 run: end-of-speech counts came back corrupt
-        once admissions overlapped queued steps. Not diagnosed further.)
+        The inputs go up as three tensors for all newcomers (`_upload`).
+        (Asynchronous copies from pinned buffers released at once hung an H200
+        run: end-of-speech counts came back corrupt once admissions overlapped
+        queued steps. Not diagnosed further.)
         """
         count = len(newcomers)
         longest = max(n.prompt.shape[1] for n in newcomers)
@@ -178,7 +180,7 @@ class ModelRunner:
              for n in newcomers],
             dtype=torch.float32,
         )  # fmt: skip
-        tokens, state, knob_rows = (t.to(self.device) for t in (tokens, state, knob_rows))
+        tokens, state, knob_rows = self._upload(tokens, state, knob_rows)
         slots = state[:, rows]
         prefill(self.m, self.caches, slots, tokens)
         s = self.state
@@ -189,6 +191,22 @@ class ModelRunner:
         for zeroed in (s.counts, s.history, s.ended, s.end_at):
             zeroed[slots] = 0
         s.active[slots] = True
+
+    def _upload(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """Host tensors onto the device for the current stream, without waiting for its queue.
+
+        A copy from pageable memory returns once its data is staged, so the host
+        tensors may go at once; on the uploads' own idle stream it waits for
+        nothing else. On the decode stream it used to wait for every queued step,
+        once per admission: the host stalled while the device drained, then
+        prefilled while the device idled. The current stream waits for the copies.
+        """
+        if self._uploads is None:
+            return [t.to(self.device) for t in tensors]
+        consumer = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._uploads):
+            copies = [Handoff.now(t.to(self.device)) for t in tensors]
+        return [copy.on(consumer) for copy in copies]
 
     def leave(self, slot: int) -> None:
         self.state.active[slot] = False

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import FishCheckpoint
-from worker.engines.fish.codec import FRAME_STEP, Codec, Window, plan
+from worker.engines.fish.codec import FRAME_STEP, Codec, Window, lengths_for, plan
 from worker.engines.fish.model import FishModel, FishOptions
 from worker.engines.fish.prompt import Sampling
 from worker.engines.fish.sequence import Sequence
@@ -35,6 +35,12 @@ def test_windows_are_padded_to_a_few_shapes() -> None:
     sequence = Sequence(torch.zeros((4, 3)), Sampling(), 0, 10, events=None)  # type: ignore[arg-type]
     assert Window(sequence, None, context=8, frames=5, last=True).padded == FRAME_STEP
     assert Window(sequence, None, context=8, frames=40, last=True).padded == 2 * FRAME_STEP
+
+
+def test_calls_are_padded_to_half_a_window_or_a_whole_one() -> None:
+    assert lengths_for(256) == [128, 256]
+    assert lengths_for(48) == [32, 64]  # windows are rounded up to FRAME_STEP first
+    assert lengths_for(FRAME_STEP) == [FRAME_STEP]
 
 
 def test_windowed_audio_matches_the_whole_chunk(codec: Codec) -> None:
