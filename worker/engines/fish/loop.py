@@ -18,6 +18,7 @@ one and fails that sequence alone; a failed decode step fails the sequences it r
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -38,6 +39,11 @@ log = get_logger(__name__)
 READBACK_STEPS = 4
 AHEAD = 2
 PREFILL_BUDGET = 4096  # prompt tokens admitted between two decode steps
+# The decode thread lets the GIL go at each CUDA call that waits, and gets it
+# back only when the thread then holding it (the codec's launches, a job's
+# prompt) yields: after Python's switch interval, 5 ms by default. Per step and
+# per admission that wait, not the GPU, set the pace (docs/benchmarks.md).
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -76,6 +82,7 @@ class DecodeLoop:
             self.stream = torch.cuda.Stream(device=runner.device, priority=-1)  # type: ignore[no-untyped-call]
 
     def start(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread.start()
 
     @property

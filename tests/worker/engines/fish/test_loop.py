@@ -8,6 +8,7 @@ alone. The tiny checkpoint never reaches end of speech, so a chunk is exactly
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from tests.conftest import FishCheckpoint
 from worker.engines.base import Speech, SynthesisRequest
 from worker.engines.fish import BatchOptions, FishSpeechEngine
 from worker.engines.fish.engine import PAUSE_SECONDS
+from worker.engines.fish.loop import SWITCH_INTERVAL_S
 from worker.engines.fish.model import FishModel, FishOptions
 from worker.engines.fish.runner import Newcomer
 from worker.engines.fish.sequence import Sequence
@@ -52,6 +54,13 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) ->
     while not condition():
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.005)
+
+
+def test_a_started_loop_takes_the_gil_back_within_a_short_switch_interval(
+    engine: FishSpeechEngine,
+) -> None:
+    assert engine.loop.alive
+    assert sys.getswitchinterval() <= SWITCH_INTERVAL_S < 0.005  # Python's default: 5 ms
 
 
 def test_jobs_join_and_leave_a_running_batch_and_sound_as_alone(engine: FishSpeechEngine) -> None:
