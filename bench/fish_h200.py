@@ -18,6 +18,7 @@ Steps (`all` runs them in order; each adds to DIR/results.json; `table` prints i
     warm      a second start on that cache, then the engine's figures
     pipeline  `shoal up` with the fish-speech engine, driven by concurrent submits
     profile   (not in `all`) where the time goes: kernels per CUDA stream, batch occupancy
+    admission (not in `all`) what admitting newcomers costs: by shape, under GIL contention
 
     python bench/fish_h200.py all --work /tmp/fish-bench --size tiny --device cpu  # smoke run
 
@@ -155,6 +156,11 @@ def profile(work: Path, size: str, device: str, timeout: float | None) -> None:
     _save(work, profile=_child(work, env, "profile", timeout=timeout or 600))
 
 
+def admission(work: Path, size: str, device: str, timeout: float | None) -> None:
+    env = child_env(work, size, device)
+    _save(work, admission=_child(work, env, "admission", timeout=timeout or 600))
+
+
 def pipeline(work: Path, size: str, device: str, jobs: int, seconds: float) -> None:
     from bench.fish_pipeline import run_pipeline
 
@@ -220,15 +226,15 @@ def _pair(results: dict[str, Any], first: str, second: str) -> tuple[Any, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    steps = ["build", "cold", "warm", "pipeline", "profile", "all", "table", "serve"]
+    steps = ["build", "cold", "warm", "pipeline", "profile", "admission", "all", "table", "serve"]
     parser.add_argument("step", choices=steps)
     parser.add_argument("--work", type=Path, default=Path("/tmp/fish-bench"))
-    parser.add_argument("--bench", choices=["full", "profile"])
+    parser.add_argument("--bench", choices=["full", "profile", "admission"])
     parser.add_argument("--size", choices=["s1-mini", "tiny"], default="s1-mini")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--jobs", type=int, default=256, help="pipeline: jobs of the burst")
     parser.add_argument(
-        "--timeout", type=float, help="cold, warm, profile: kill the worker after this (s)"
+        "--timeout", type=float, help="cold, warm, profile, admission: kill the worker after (s)"
     )
     parser.add_argument("--steady-seconds", type=float, default=40, help="pipeline: steady phase")
     args = parser.parse_args()
@@ -239,14 +245,14 @@ def main() -> int:
     failed = []
     if args.step != "table" and not (args.work / args.size / "codec.pth").exists():
         build(args.work, args.size, args.device)
-    for step in ("cold", "warm", "pipeline", "profile"):
-        if args.step != step and (args.step != "all" or step == "profile"):
+    for step in ("cold", "warm", "pipeline", "profile", "admission"):
+        if args.step != step and (args.step != "all" or step in ("profile", "admission")):
             continue
         try:
             if step == "pipeline":
                 pipeline(args.work, args.size, args.device, args.jobs, args.steady_seconds)
             else:
-                runs = {"cold": cold, "warm": warm, "profile": profile}
+                runs = {"cold": cold, "warm": warm, "profile": profile, "admission": admission}
                 runs[step](args.work, args.size, args.device, args.timeout)
         except Exception as exc:
             print(f"step {step} failed: {exc}", file=sys.stderr, flush=True)

@@ -366,6 +366,11 @@ def serve(settings: Settings, bench: str | None, spawned_at: float | None = None
     if bench == "profile":
         print("PART " + json.dumps(profile(engine)), flush=True)
         return
+    if bench == "admission":
+        from bench.fish_admission import admissions
+
+        print("PART " + json.dumps(admissions(engine, 200 if cuda else 10)), flush=True)
+        return
     if bench != "full":
         return
     small = not cuda

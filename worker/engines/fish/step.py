@@ -32,10 +32,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from worker.engines.fish.sampling import PENALTY, WINDOW, sample, uniforms
 
 FAST_VOCAB = 1024  # upstream samples the residual codebooks from their first 1024 logits
+# Prefill attention without cuDNN's: it builds a plan for each new shape (tens of
+# ms on Hopper, where PyTorch may prefer it), and a prefill's shape (newcomers x
+# longest prompt) is new almost every time. FlashAttention plans in microseconds.
+PREFILL_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 @dataclass
@@ -388,6 +393,7 @@ def _advance(m: Model, slots: Slots, column: Tensor, rows: int) -> None:
     counts += step
 
 
+@sdpa_kernel(PREFILL_ATTENTION)
 def prefill(m: Model, caches: Caches, slots: Tensor, tokens: Tensor) -> None:
     """Fill each slot's cache with its prompt: tokens (newcomers, length, rows) on the device.
 

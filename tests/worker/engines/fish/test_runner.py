@@ -11,6 +11,7 @@ nothing, as the engine promises.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import torch
@@ -174,6 +175,25 @@ def test_a_prompt_of_one_column_decodes_from_the_start(model: FishModel) -> None
     run = Run(prompt, seed=1, steps=5)
     _drive(runner, [run], {0: [0]}, Sampling())
     assert run.codes is not None and run.codes.shape == (runner.m.codebooks, 5)
+
+
+def test_prefill_attention_never_takes_cudnns_backend(
+    model: FishModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cuDNN builds a plan per new shape (tens of ms); prefill shapes are rarely seen twice."""
+    backends: list[tuple[bool, bool]] = []
+    attend = torch.nn.functional.scaled_dot_product_attention
+
+    def recorded(*args: Any, **kwargs: Any) -> torch.Tensor:
+        cuda = torch.backends.cuda
+        backends.append((cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled()))
+        return attend(*args, **kwargs)
+
+    monkeypatch.setattr(step.F, "scaled_dot_product_attention", recorded)
+    runner = ModelRunner(model, 2, 1024, graphs=False)
+    runner.join(0, build_prompt(model, "Hi there.", [], 1024), Sampling(), seed=1)
+    assert backends == [(False, True)] * len(runner.m.slow)
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # only while prefilling
 
 
 def test_the_cache_is_sized_from_the_config_and_the_context(model: FishModel) -> None:
