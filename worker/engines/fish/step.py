@@ -40,6 +40,8 @@ FAST_VOCAB = 1024  # upstream samples the residual codebooks from their first 10
 # Prefill attention without cuDNN's: it builds a plan for each new shape (tens of
 # ms on Hopper, where PyTorch may prefer it), and a prefill's shape (newcomers x
 # longest prompt) is new almost every time. FlashAttention plans in microseconds.
+# PyTorch's backend switches are process-wide: a codec call on its own thread
+# during a prefill goes without cuDNN too, which may change its rounding only.
 PREFILL_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
