@@ -9,9 +9,13 @@ probe that times, on random S1-mini weights,
   eager one's;
 - the codec's decode per call shape: eager, compiled with dynamic shapes (as
   the engine does) and compiled for one static shape, its quantizer and its
-  decoder apart.
+  decoder apart;
+- attention (`--parts attention`): the compiled step's warm-up, capture and
+  speed with PyTorch's choice of attention backend, then with cuDNN's left
+  out; and a prefill's first and second run of a shape, through PyTorch's
+  choice and as the engine runs it (without cuDNN).
 
-    python bench/fish_probe.py --work /tmp/fb --out results.json [--parts step,codec]
+    python bench/fish_probe.py --work /tmp/fb --out results.json [--parts step,codec,attention]
 """
 
 from __future__ import annotations
@@ -115,6 +119,51 @@ def step_part(fm: Any, out: Path, slots: int) -> None:
         torch.cuda.empty_cache()
 
 
+def _prefill_ms(runner: Any, prefill: Callable[..., None], count: int, length: int) -> float:
+    """Host milliseconds of one prefill of `count` random prompts of `length` into slots 0.."""
+    tokens = torch.randint(0, 50, (count, length, runner.m.rows), device=runner.device)
+    slots = torch.arange(count, device=runner.device)
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    with torch.inference_mode():
+        prefill(runner.m, runner.caches, slots, tokens)
+    torch.cuda.synchronize()
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def attention_part(fm: Any, out: Path, slots: int) -> None:
+    from worker.engines.fish import step
+    from worker.engines.fish.runner import ModelRunner
+
+    choices = {"pytorch": step.prefill.__wrapped__, "engine": step.prefill}  # type: ignore[attr-defined]
+    for name, cudnn in (("sdpa_default", True), ("sdpa_without_cudnn", False)):
+        torch.backends.cuda.enable_cudnn_sdp(cudnn)
+        started = time.perf_counter()
+        runner = ModelRunner(fm, slots, 4096, graphs=True, compiled=True)
+        runner.capture()
+        report: dict[str, Any] = {
+            "capture_s": round(time.perf_counter() - started, 1),
+            "phases": runner.phases,
+        }
+        with torch.inference_mode():
+            for size in (1, 8, 32, 64):
+                if size <= slots:
+                    seconds = _time(partial(runner.step, size, 200), 50)
+                    report[f"b{size}_step_ms"] = round(seconds * 1000, 3)
+        if cudnn:  # each choice its own new shapes (lengths no other run used), twice
+            for n, (which, prefill) in enumerate(choices.items()):
+                report[f"prefill_{which}_ms"] = {
+                    f"{count}x{length}": [_prefill_ms(runner, prefill, count, length)
+                                          for _ in range(2)]
+                    for count, length in ((1, 33 + n), (11, 373 + n))
+                }  # fmt: skip
+        _save(out, f"attention_{name}", report)
+        del runner
+        gc.collect()
+        torch.cuda.empty_cache()
+    torch.backends.cuda.enable_cudnn_sdp(True)
+
+
 def codec_part(fm: Any, out: Path, shapes: list[tuple[int, int]]) -> None:
     from worker.engines.fish._compat import no_kernel_tuning
 
@@ -186,6 +235,8 @@ def main() -> int:
     parts = args.parts.split(",")
     if "step" in parts:
         step_part(fm, args.out, args.slots)
+    if "attention" in parts:
+        attention_part(fm, args.out, args.slots)
     if "codec" in parts:
         shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
         codec_part(fm, args.out, shapes)  # type: ignore[arg-type]
