@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -73,7 +73,7 @@ def timed_admissions() -> Iterator[list[dict[str, float]]]:
 
 
 @contextmanager
-def spinning(on: bool) -> Iterator[None]:
+def spinning() -> Iterator[None]:
     """Another thread busy in Python (the codec's launches, a job's prompt) while inside."""
     stop = threading.Event()
 
@@ -82,14 +82,12 @@ def spinning(on: bool) -> Iterator[None]:
             pass
 
     thread = threading.Thread(target=spin)
-    if on:
-        thread.start()
+    thread.start()
     try:
         yield
     finally:
         stop.set()
-        if on:
-            thread.join()
+        thread.join()
 
 
 def _sync() -> None:
@@ -103,7 +101,7 @@ def admit_once(engine: Any, count: int, length: int, spin: bool = False) -> floa
     count = min(count, run.slots)
     prompts = [torch.randint(0, 50, (run.m.rows, length)) for _ in range(count)]
     _sync()
-    with spinning(spin):
+    with spinning() if spin else nullcontext():
         started = time.perf_counter()
         run.join_many([Newcomer(i, p, Sampling(), seed=1) for i, p in enumerate(prompts)])
         host = time.perf_counter() - started

@@ -73,22 +73,26 @@ def _decode(codec: Any, decoder: Callable[[torch.Tensor], torch.Tensor], codes: 
     return decoder(codec.quantizer.decode(codes))
 
 
+def _captured(fm: Any, slots: int, compiled: bool) -> tuple[Any, dict[str, Any]]:
+    """A runner with its CUDA graphs captured, and the seconds that took, by phase."""
+    from worker.engines.fish.runner import ModelRunner
+
+    started = time.perf_counter()
+    runner = ModelRunner(fm, slots, 4096, graphs=True, compiled=compiled)
+    runner.capture()
+    return runner, {"capture_s": round(time.perf_counter() - started, 1), "phases": runner.phases}
+
+
 def step_part(fm: Any, out: Path, slots: int) -> None:
     from worker.engines.fish import step
     from worker.engines.fish.prompt import Sampling
-    from worker.engines.fish.runner import ModelRunner, bucket
+    from worker.engines.fish.runner import bucket
 
     hidden: dict[bool, torch.Tensor] = {}
     for compiled in (False, True):
         name = "compiled" if compiled else "eager"
-        started = time.perf_counter()
-        runner = ModelRunner(fm, slots, 4096, graphs=True, compiled=compiled)
-        runner.capture()
-        report: dict[str, Any] = {
-            "capture_s": round(time.perf_counter() - started, 1),
-            "phases": runner.phases,
-            "graphs": len(runner._graphs),
-        }
+        runner, report = _captured(fm, slots, compiled)
+        report["graphs"] = len(runner._graphs)
         prompt = torch.zeros((runner.m.rows, 100), dtype=torch.long)
         for slot in range(slots):
             runner.join(slot, prompt + (slot % 7), Sampling(), seed=slot)
@@ -133,18 +137,11 @@ def _prefill_ms(runner: Any, prefill: Callable[..., None], count: int, length: i
 
 def attention_part(fm: Any, out: Path, slots: int) -> None:
     from worker.engines.fish import step
-    from worker.engines.fish.runner import ModelRunner
 
     choices = {"pytorch": step.prefill.__wrapped__, "engine": step.prefill}  # type: ignore[attr-defined]
     for name, cudnn in (("sdpa_default", True), ("sdpa_without_cudnn", False)):
         torch.backends.cuda.enable_cudnn_sdp(cudnn)
-        started = time.perf_counter()
-        runner = ModelRunner(fm, slots, 4096, graphs=True, compiled=True)
-        runner.capture()
-        report: dict[str, Any] = {
-            "capture_s": round(time.perf_counter() - started, 1),
-            "phases": runner.phases,
-        }
+        runner, report = _captured(fm, slots, compiled=True)
         with torch.inference_mode():
             for size in (1, 8, 32, 64):
                 if size <= slots:
