@@ -13,9 +13,13 @@ probe that times, on random S1-mini weights,
 - attention (`--parts attention`): the compiled step's warm-up, capture and
   speed with PyTorch's choice of attention backend, then with cuDNN's left
   out; and a prefill's first and second run of a shape, through PyTorch's
-  choice and as the engine runs it (without cuDNN).
+  choice and as the engine runs it (without cuDNN);
+- kernels (`--parts kernels`): the compiled step's captured graph at batch 1
+  and 64, traced kernel by kernel (CUPTI): the GPU time per kind of kernel
+  (matrix products, attention, sort, scan, Inductor's fused code, copies and
+  indexing, reductions), the costliest kernels, and the gaps between them.
 
-    python bench/fish_probe.py --work /tmp/fb --out results.json [--parts step,codec,attention]
+    python bench/fish_probe.py --work /tmp/fb --out probe.json --parts step,codec,attention,kernels
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -83,9 +88,17 @@ def _captured(fm: Any, slots: int, compiled: bool) -> tuple[Any, dict[str, Any]]
     return runner, {"capture_s": round(time.perf_counter() - started, 1), "phases": runner.phases}
 
 
+def _fill(runner: Any) -> None:
+    """A 100-column prompt in every slot (seven different ones), each with its own seed."""
+    from worker.engines.fish.prompt import Sampling
+
+    prompt = torch.zeros((runner.m.rows, 100), dtype=torch.long)
+    for slot in range(runner.slots):
+        runner.join(slot, prompt + (slot % 7), Sampling(), seed=slot)
+
+
 def step_part(fm: Any, out: Path, slots: int) -> None:
     from worker.engines.fish import step
-    from worker.engines.fish.prompt import Sampling
     from worker.engines.fish.runner import bucket
 
     hidden: dict[bool, torch.Tensor] = {}
@@ -93,9 +106,7 @@ def step_part(fm: Any, out: Path, slots: int) -> None:
         name = "compiled" if compiled else "eager"
         runner, report = _captured(fm, slots, compiled)
         report["graphs"] = len(runner._graphs)
-        prompt = torch.zeros((runner.m.rows, 100), dtype=torch.long)
-        for slot in range(slots):
-            runner.join(slot, prompt + (slot % 7), Sampling(), seed=slot)
+        _fill(runner)
         with torch.inference_mode():
             hidden[compiled] = step.slow_step(
                 runner.m, runner.caches, runner.state, slots, 256, runner.passes
@@ -159,6 +170,74 @@ def attention_part(fm: Any, out: Path, slots: int) -> None:
         gc.collect()
         torch.cuda.empty_cache()
     torch.backends.cuda.enable_cudnn_sdp(True)
+
+
+KINDS = {  # kernel-name fragments, the first match wins
+    "attention": ("flash", "fmha", "attention", "cudnn"),
+    "sort": ("sort", "radix"),
+    "scan": ("scan", "cumsum"),
+    "matmul": ("gemm", "nvjet", "cutlass", "sm90_", "splitk"),
+    "inductor": ("triton",),
+    "softmax/reduce": ("softmax", "reduce"),
+    "index/copy": ("index", "scatter", "gather", "copy", "elementwise", "fill", "cat"),
+}
+
+
+def _kind(name: str) -> str:
+    lowered = name.lower()
+    return next((k for k, parts in KINDS.items() if any(p in lowered for p in parts)), "other")
+
+
+def _traced(run: Callable[[], Any], repeat: int) -> dict[str, Any]:
+    """A replayed step's kernels (CUPTI), per step: time by kind, the costliest, the gaps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(repeat):
+            run()
+            torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    spans = sorted((e.time_range.start, e.time_range.end) for e in kernels)
+    busy = sum(end - start for start, end in spans)
+    # Per step: the wall from a replay's first kernel to its last, less the kernels' time.
+    per_step = len(spans) // repeat
+    walls = [spans[i * per_step + per_step - 1][1] - spans[i * per_step][0] for i in range(repeat)]
+    by_kind: dict[str, list[float]] = {}
+    by_name: dict[str, list[float]] = {}
+    for e in kernels:
+        us = e.time_range.elapsed_us()
+        for table, key in ((by_kind, _kind(e.name)), (by_name, e.name[:90])):
+            entry = table.setdefault(key, [0, 0.0])
+            entry[0] += 1
+            entry[1] += us
+
+    def per(table: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+        ranked = sorted(table.items(), key=lambda kv: -kv[1][1])
+        return {k: {"kernels": v[0] / repeat, "us": round(v[1] / repeat, 1)} for k, v in ranked}
+
+    costliest = dict(list(per(by_name).items())[:20])
+    return {
+        "kernels": len(kernels) / repeat,
+        "kernel_us": round(busy / repeat, 1),
+        "span_us": round(statistics.median(walls), 1),
+        "gaps_us": round(statistics.median(walls) - busy / repeat, 1),
+        "by_kind": per(by_kind),
+        "costliest": costliest,
+    }
+
+
+def kernels_part(fm: Any, out: Path, slots: int) -> None:
+    runner, _ = _captured(fm, slots, compiled=True)
+    _fill(runner)
+    with torch.inference_mode():
+        for size in (1, 64):
+            if size <= slots:
+                _save(out, f"kernels_b{size}", _traced(partial(runner.step, size, 200), 5))
+    del runner
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def codec_part(fm: Any, out: Path, shapes: list[tuple[int, int]]) -> None:
@@ -234,6 +313,8 @@ def main() -> int:
         step_part(fm, args.out, args.slots)
     if "attention" in parts:
         attention_part(fm, args.out, args.slots)
+    if "kernels" in parts:
+        kernels_part(fm, args.out, args.slots)
     if "codec" in parts:
         shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
         codec_part(fm, args.out, shapes)  # type: ignore[arg-type]
