@@ -1,4 +1,4 @@
-"""What admitting newcomers costs the decode thread: by shape, under GIL contention, in the mix.
+"""What admitting newcomers costs: by shape, under GIL contention, in the mix.
 
 Run by `bench/fish_h200.py admission` inside the worker-like child, on an idle
 engine (its decode thread waits for work, so the slots are free):
@@ -6,10 +6,11 @@ engine (its decode thread waits for work, so the slots are free):
 - one admission (`ModelRunner.join_many`) per shape, each shape twice: the
   first time pays whatever the libraries build per new shape, the second not;
 - the same with another thread spinning in Python, at several switch
-  intervals: the decode thread waits that long for the GIL after every call
+  intervals: the admitting thread waits that long for the GIL after every call
   that lets it go;
-- the 200-job mix at each of those switch intervals, with each admission's
-  host time split into its upload and its prefill.
+- the 200-job mix at each of those switch intervals, with each prefill's host
+  time on the admission thread (`ModelRunner.prefill_many`) split into its
+  upload and its forward.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 
 from worker.engines.fish import runner as runner_module
 from worker.engines.fish.prompt import Sampling
-from worker.engines.fish.runner import ModelRunner, Newcomer
+from worker.engines.fish.runner import ModelRunner, Newcomer, Prefilled
 
 SHAPES = [(1, 30), (1, 370), (11, 370), (64, 30), (64, 64)]  # newcomers, prompt length
 INTERVALS = [0.005, 0.0005, 0.0001]  # Python's default switch interval, then shorter ones
@@ -34,10 +35,10 @@ INTERVALS = [0.005, 0.0005, 0.0001]  # Python's default switch interval, then sh
 
 @contextmanager
 def timed_admissions() -> Iterator[list[dict[str, float]]]:
-    """Every admission's newcomers, longest prompt and host milliseconds (upload, prefill, all)."""
+    """Every prefill's newcomers, longest prompt and host milliseconds (upload, forward, all)."""
     admissions: list[dict[str, float]] = []
     names = vars(runner_module)  # the runner calls step.prefill by the name it imported
-    prefill, upload, join = names["prefill"], ModelRunner._upload, ModelRunner.join_many
+    prefill, upload, many = names["prefill"], ModelRunner._upload, ModelRunner.prefill_many
     current: dict[str, float] = {}
 
     def timed_prefill(*args: Any) -> None:
@@ -51,25 +52,26 @@ def timed_admissions() -> Iterator[list[dict[str, float]]]:
         current["upload_ms"] = (time.perf_counter() - started) * 1e3
         return moved
 
-    def timed_join(self: ModelRunner, newcomers: list[Newcomer]) -> None:
+    def timed_prefill_many(self: ModelRunner, newcomers: list[Newcomer]) -> Prefilled:
         started = time.perf_counter()
-        join(self, newcomers)
+        prefilled = many(self, newcomers)
         admissions.append({
             "newcomers": len(newcomers),
             "longest": max(n.prompt.shape[1] for n in newcomers),
             **current,
             "total_ms": (time.perf_counter() - started) * 1e3,
         })  # fmt: skip
+        return prefilled
 
     names["prefill"] = timed_prefill
     ModelRunner._upload = timed_upload  # type: ignore[method-assign]
-    ModelRunner.join_many = timed_join  # type: ignore[method-assign]
+    ModelRunner.prefill_many = timed_prefill_many  # type: ignore[method-assign]
     try:
         yield admissions
     finally:
         names["prefill"] = prefill
         ModelRunner._upload = upload  # type: ignore[method-assign]
-        ModelRunner.join_many = join  # type: ignore[method-assign]
+        ModelRunner.prefill_many = many  # type: ignore[method-assign]
 
 
 @contextmanager

@@ -7,6 +7,15 @@ from dataclasses import dataclass
 import torch
 
 
+def fence(device: torch.device) -> torch.cuda.Event | None:
+    """An event after the work queued so far on the device's current stream; None on the CPU."""
+    if device.type != "cuda":
+        return None
+    event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+    event.record(torch.cuda.current_stream(device))
+    return event
+
+
 @dataclass
 class Handoff:
     tensor: torch.Tensor
@@ -15,11 +24,7 @@ class Handoff:
     @classmethod
     def now(cls, tensor: torch.Tensor) -> Handoff:
         """Hand over `tensor` as written by the work queued so far on the current stream."""
-        if tensor.device.type != "cuda":
-            return cls(tensor, None)
-        event = torch.cuda.Event()  # type: ignore[no-untyped-call]
-        event.record()
-        return cls(tensor, event)
+        return cls(tensor, fence(tensor.device))
 
     def ready(self) -> bool:
         return self.event is None or bool(self.event.query())  # type: ignore[no-untyped-call]

@@ -1,9 +1,10 @@
 """The decode loop: one thread that owns the GPU's batch, step after step.
 
 Each turn it takes the sequences jobs submitted, drops those whose job stopped,
-admits waiting ones into free slots (their prefill runs between two decode
-steps), runs one decode step for every running sequence, and retires those
-that reached their length. End of speech is flagged on the device and copied
+admits waiting ones into free slots (their prefill runs on a thread of its own
+while the batch goes on decoding: admission.py), activates the newcomers whose
+prefill is done, runs one decode step for every running sequence, and retires
+those that reached their length. End of speech is flagged on the device and copied
 back every `READBACK_STEPS` steps without a sync (a snapshot); once a snapshot
 arrives, the frames it confirms go to the codec in windows, and a sequence
 whose end it shows leaves the batch. At most `AHEAD` snapshots are in flight,
@@ -28,9 +29,10 @@ import torch
 
 from shoal.logs import get_logger
 from worker import metrics
+from worker.engines.fish.admission import Admission, Admitted
 from worker.engines.fish.codec import Codec, Window, plan
-from worker.engines.fish.handoff import Handoff
-from worker.engines.fish.runner import ModelRunner, Newcomer, Snapshot
+from worker.engines.fish.handoff import Handoff, fence
+from worker.engines.fish.runner import ModelRunner, Prefilled, Snapshot, release_memory
 from worker.engines.fish.scheduler import Scheduler
 from worker.engines.fish.sequence import Generated, Sequence, Stopped
 
@@ -38,7 +40,8 @@ log = get_logger(__name__)
 
 READBACK_STEPS = 4
 AHEAD = 2
-PREFILL_BUDGET = 4096  # prompt tokens admitted between two decode steps
+PREFILL_BUDGET = 4096  # prompt tokens in one group of newcomers
+PREFILLS_IN_FLIGHT = 2  # groups with the admission thread: one prefilling, the next queued
 # The decode thread lets the GIL go at nearly every CUDA call and gets it back
 # when the thread then holding it yields: after Python's switch interval, 5 ms
 # by default. Next to a thread busy in Python one admission took 7.2 s on an
@@ -56,13 +59,14 @@ class _Pending:
 @dataclass
 class LoopStats:
     steps: int = 0
-    admissions: int = 0  # turns that prefilled newcomers
+    admissions: int = 0  # groups of newcomers prefilled
     joined: int = 0
     finished: int = 0
     failed: int = 0
     batch_sizes: list[int] = field(default_factory=list)  # a sample, for benchmarks
-    # Host seconds, for benchmarks: prefilling newcomers, blocked on the device
-    # (it is the bottleneck then), and with nothing at all to do.
+    # Host seconds, for benchmarks: the admission thread prefilling newcomers;
+    # the decode thread blocked on the device (it is the bottleneck then), and
+    # with nothing at all to do.
     prefill_s: float = 0.0
     launch_s: float = 0.0  # in the step's launch (a graph's replay)
     device_wait_s: float = 0.0
@@ -74,8 +78,12 @@ class DecodeLoop:
         self.runner, self.codec = runner, codec
         self.scheduler: Scheduler[Sequence] = Scheduler(slots, PREFILL_BUDGET)
         self.stats = LoopStats()
-        self._inbox: queue.SimpleQueue[Sequence] = queue.SimpleQueue()
+        # New sequences from the jobs' threads, and groups back from the admission thread.
+        self._inbox: queue.SimpleQueue[Sequence | Admitted] = queue.SimpleQueue()
         self._pending: deque[_Pending] = deque()
+        self.admission = Admission(runner, self._inbox.put)
+        self._prefilling = 0  # groups with the admission thread
+        self._prefilled: deque[tuple[list[Sequence], Prefilled]] = deque()  # to activate
         self._thread = threading.Thread(target=self._serve, name="fish-decode", daemon=True)
         # High priority: the step's small kernels go first, between the codec's.
         self.stream: torch.cuda.Stream | None = None
@@ -84,11 +92,12 @@ class DecodeLoop:
 
     def start(self) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self.admission.start()
         self._thread.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self.admission.alive
 
     def submit(self, sequence: Sequence) -> None:
         self._inbox.put(sequence)
@@ -104,10 +113,16 @@ class DecodeLoop:
                 self._fail_all(exc)
 
     def _fail_all(self, error: Exception) -> None:
-        _release_memory()
+        release_memory()
         for sequence in [*self.scheduler, *self.scheduler.waiting]:
             self._drop(sequence, error)
         self.scheduler.waiting.clear()
+        for group, _ in self._prefilled:
+            for sequence in group:
+                self._drop(sequence, error)
+        self._prefilled.clear()
+        for sequence in self.scheduler.joining.values():  # still prefilling: their slots
+            sequence.fail(error)  # stay theirs until it is back, then they drop as stopped
         for pending in self._pending:
             for sequence, _ in pending.members.values():
                 sequence.fail(error)
@@ -120,45 +135,60 @@ class DecodeLoop:
         for sequence in list(self.scheduler):
             if sequence.should_stop():
                 self._drop(sequence, Stopped())
-        newcomers = self.scheduler.admit()
+        self._activate()
+        newcomers = self.scheduler.admit() if self._can_admit else []
         if newcomers:
-            started = time.perf_counter()
-            self._join(newcomers)
-            self.stats.admissions += 1
-            self.stats.prefill_s += time.perf_counter() - started
+            self._prefilling += 1
+            # The fence: their prefill waits for the steps queued so far, those that
+            # their slots' previous sequences ran among them.
+            self.admission.submit(newcomers, fence(self.runner.device))
         running = list(self.scheduler)
         metrics.BATCH_SEQUENCES.set(len(running))
         if running:
             self._step(running)
         self._resolve(wait=not running)
 
+    @property
+    def _can_admit(self) -> bool:
+        waiting = bool(self.scheduler.waiting) and not self.scheduler.full
+        return waiting and self._prefilling < PREFILLS_IN_FLIGHT
+
     def _receive(self) -> None:
-        """New sequences; blocks while there is nothing at all to do."""
-        block = self.scheduler.idle and not self._pending
+        """New sequences and prefilled groups; blocks while there is nothing to do but wait."""
+        busy = self.scheduler.running or self._pending or self._prefilled or self._can_admit
+        block = not busy
+        idle = block and self.scheduler.idle
         started = time.perf_counter()
         try:
-            self.scheduler.add(self._inbox.get(block=block))
-            if block:
+            self._take(self._inbox.get(block=block))
+            if idle:
                 self.stats.idle_s += time.perf_counter() - started
             while True:
-                self.scheduler.add(self._inbox.get_nowait())
+                self._take(self._inbox.get_nowait())
         except queue.Empty:
             pass
 
-    def _join(self, sequences: list[Sequence]) -> None:
-        """Prefill the newcomers together; should that fail, each alone, failing only its own."""
-        try:
-            self.runner.join_many([_newcomer(s) for s in sequences])
-        except Exception as exc:  # out of memory on a long prompt, say
-            _release_memory()
-            if len(sequences) == 1:
-                log.warning("sequence failed to join the batch", error=str(exc))
-                self._drop(sequences[0], exc)
-            else:
-                for sequence in sequences:
-                    self._join([sequence])
+    def _take(self, item: Sequence | Admitted) -> None:
+        if isinstance(item, Sequence):
+            self.scheduler.add(item)
             return
-        self.stats.joined += len(sequences)
+        self._prefilling -= 1
+        self.stats.admissions += 1
+        self.stats.prefill_s += item.seconds
+        for sequence, error in item.failed:
+            self._drop(sequence, error)
+        self._prefilled.extend(item.prefilled)
+
+    def _activate(self) -> None:
+        """Newcomers whose prefill the device has done join the batch (with nothing
+        running, the rest too: the next step waits for their prefill on the device)."""
+        while self._prefilled and (self._prefilled[0][1].ready() or not self.scheduler.running):
+            group, prefilled = self._prefilled[0]
+            self.runner.activate(prefilled)
+            self._prefilled.popleft()  # only now: should that fail, _fail_all frees them
+            for sequence in group:
+                self.scheduler.activate(sequence)
+            self.stats.joined += len(group)
 
     def _step(self, running: list[Sequence]) -> None:
         while len(self._pending) >= AHEAD:
@@ -251,18 +281,8 @@ class DecodeLoop:
         return self.runner.codes(sequence.slot, begin, end)
 
     def _drop(self, sequence: Sequence, error: BaseException) -> None:
-        if sequence.slot is not None and self.scheduler.running.get(sequence.slot) is sequence:
+        if sequence.slot is not None and self.scheduler.holds(sequence):
             self.runner.leave(sequence.slot)
             self.scheduler.retire(sequence)
         self.stats.failed += 1
         sequence.fail(error)
-
-
-def _newcomer(sequence: Sequence) -> Newcomer:
-    assert sequence.slot is not None
-    return Newcomer(sequence.slot, sequence.prompt, sequence.sampling, sequence.seed)
-
-
-def _release_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

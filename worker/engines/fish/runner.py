@@ -1,11 +1,18 @@
 """The model runner: the batch's KV cache, its slot state and the captured steps.
 
 It owns one static KV cache of `slots` rows of `context` positions each, sized
-once from the model's config, and the per-slot state of step.py. A sequence
-joins a slot with `join_many`, together with the other newcomers of the same
-step (their prompts prefilled eagerly in one forward, their knobs and seeds
-written to their slots), and leaves with `leave`; `step` runs one token for the
-lowest `rows` slots, reading at most `longest` positions of attention.
+once from the model's config, and the per-slot state of step.py. Newcomers join
+in two parts: `prefill_many` fills their slots' caches with their prompts, all
+in one eager forward, on whichever thread and stream call it; `activate` then
+writes their slot state (last column, position, knobs, seed) on the decode
+stream, between two steps. `join_many` does both at once; `leave` frees a slot;
+`step` runs one token for the lowest `rows` slots, reading at most `longest`
+positions of attention.
+
+A step computes every row up to `rows`, free slots too, and writes their keys
+and values at their positions: a free slot's position is parked at the last
+one of the context, which no prompt reaches, so a prefill into a free slot may
+run on another stream while steps go on (admission.py).
 
 On CUDA the step is captured as a CUDA graph for each pair of bucketed sizes
 (rows: 1 or 2, 8, 16, 32, then multiples of 16; attention length: powers of
@@ -65,6 +72,12 @@ def bucket(value: int, sizes: list[int]) -> int:
     return next(size for size in sizes if size >= value)
 
 
+def release_memory() -> None:
+    """Give cached device memory back after a failure (out of memory, say)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @dataclass(frozen=True)
 class Newcomer:
     """A sequence about to take a slot: its prompt (rows, length), knobs and seed."""
@@ -73,6 +86,19 @@ class Newcomer:
     prompt: torch.Tensor
     sampling: Sampling
     seed: int
+
+
+@dataclass
+class Prefilled:
+    """Newcomers whose prompts are in their slots' caches; `activate` sets their state."""
+
+    slots: list[int]
+    state: Handoff  # (newcomers, rows + 3): last column, slot, position, seed
+    knobs: Handoff  # (newcomers, 4) float32
+
+    def ready(self) -> bool:
+        """Whether the device has finished the prefill (always, on the CPU)."""
+        return self.state.ready()
 
 
 @dataclass
@@ -133,7 +159,7 @@ class ModelRunner:
         n, rows = self.rows_sizes[-1], self.m.rows
         return Slots(
             tokens=torch.zeros((n, rows), dtype=torch.long),
-            positions=torch.zeros(n, dtype=torch.long),
+            positions=torch.full((n,), self.parked, dtype=torch.long),  # all free
             counts=torch.zeros(n, dtype=torch.long),
             history=torch.zeros((n, rows, WINDOW), dtype=torch.long),
             knobs=torch.ones((n, 4), dtype=torch.float32),
@@ -158,7 +184,12 @@ class ModelRunner:
 
     @torch.inference_mode()
     def join_many(self, newcomers: list[Newcomer]) -> None:
-        """Prefill each newcomer's slot in one forward and set its state.
+        """Prefill the newcomers' slots and set their state, on the current stream."""
+        self.activate(self.prefill_many(newcomers))
+
+    @torch.inference_mode()
+    def prefill_many(self, newcomers: list[Newcomer]) -> Prefilled:
+        """Fill each newcomer's (free) slot with its prompt, in one forward, on the current stream.
 
         The inputs go up as three tensors for all newcomers (`_upload`).
         (Asynchronous copies from pinned buffers released at once hung an H200
@@ -169,9 +200,11 @@ class ModelRunner:
         longest = max(n.prompt.shape[1] for n in newcomers)
         rows = self.m.rows
         tokens = torch.zeros((count, longest - 1, rows), dtype=torch.long)
-        state = torch.zeros((count, rows + 3), dtype=torch.long)  # last column, position, seed
+        state = torch.zeros((count, rows + 3), dtype=torch.long)  # as Prefilled.state
         for i, n in enumerate(newcomers):
             length = n.prompt.shape[1]
+            if length >= self.context:  # its last position is where free slots are parked
+                raise ValueError(f"a prompt of {length} columns leaves no room in {self.context}")
             tokens[i, : length - 1] = n.prompt[:, :-1].t()
             state[i, :rows] = n.prompt[:, -1]
             state[i, rows:] = torch.tensor([n.slot, length - 1, n.seed])
@@ -181,8 +214,17 @@ class ModelRunner:
             dtype=torch.float32,
         )  # fmt: skip
         tokens, state, knob_rows = self._upload(tokens, state, knob_rows)
+        prefill(self.m, self.caches, state[:, rows], tokens)
+        slots = [n.slot for n in newcomers]
+        return Prefilled(slots, Handoff.now(state), Handoff.now(knob_rows))
+
+    @torch.inference_mode()
+    def activate(self, prefilled: Prefilled) -> None:
+        """Set the prefilled newcomers' slot state, on the current stream (after their prefill)."""
+        stream = torch.cuda.current_stream(self.device) if self._uploads is not None else None
+        state, knob_rows = prefilled.state.on(stream), prefilled.knobs.on(stream)
+        rows = self.m.rows
         slots = state[:, rows]
-        prefill(self.m, self.caches, slots, tokens)
         s = self.state
         s.tokens[slots] = state[:, :rows]
         s.positions[slots] = state[:, rows + 1]
@@ -210,6 +252,12 @@ class ModelRunner:
 
     def leave(self, slot: int) -> None:
         self.state.active[slot] = False
+        self.state.positions[slot] = self.parked
+
+    @property
+    def parked(self) -> int:
+        """The position of a free slot, past every prompt's end."""
+        return self.context - 1
 
     @torch.inference_mode()
     def step(self, rows: int, longest: int) -> None:

@@ -4,10 +4,10 @@ Slots are the rows of the runner's KV cache. A waiting sequence takes the
 lowest free slot at a step boundary, so the batch stays packed at the bottom
 and the runner's step covers as few rows as possible; a sequence leaves when it
 ends or stops, without waiting for the others. Admission is first come, first
-served, with a budget of prompt tokens per step: the newcomers' prefill (one
-padded forward for all of them) runs between decode steps, and a burst of
-long prompts is spread over several steps so that running streams never stall
-for long.
+served, with a budget of prompt tokens per group: a group's newcomers are
+prefilled together (one padded forward) while the running sequences go on
+decoding, and join them (`activate`) once their prefill is done; a burst of
+long prompts is spread over several groups.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Scheduler(Generic[S]):
         self.slots = slots
         self.prefill_budget = prefill_budget
         self.waiting: deque[S] = deque()
+        self.joining: dict[int, S] = {}  # admitted, prefilling: their slots are taken
         self.running: dict[int, S] = {}
         self._free = list(range(slots))  # a heap: the lowest free slot first
 
@@ -45,7 +46,11 @@ class Scheduler(Generic[S]):
 
     @property
     def idle(self) -> bool:
-        return not self.waiting and not self.running
+        return not self.waiting and not self.joining and not self.running
+
+    @property
+    def full(self) -> bool:
+        return not self._free
 
     @property
     def rows(self) -> int:
@@ -78,15 +83,25 @@ class Scheduler(Generic[S]):
                 break
             sequence = self.waiting.popleft()
             sequence.slot = heapq.heappop(self._free)
-            self.running[sequence.slot] = sequence
+            self.joining[sequence.slot] = sequence
             admitted.append(sequence)
             longest = length
         return admitted
 
+    def activate(self, sequence: S) -> None:
+        """A joining sequence's prefill is done: it runs from the next step."""
+        assert sequence.slot is not None and self.joining.get(sequence.slot) is sequence
+        self.running[sequence.slot] = self.joining.pop(sequence.slot)
+
+    def holds(self, sequence: S) -> bool:
+        """Whether the sequence holds a slot (running or joining)."""
+        slot = sequence.slot
+        return slot is not None and sequence in (self.running.get(slot), self.joining.get(slot))
+
     def retire(self, sequence: S) -> None:
         """Free the sequence's slot (it ended, stopped or failed)."""
         slot = sequence.slot
-        if slot is None or self.running.get(slot) is not sequence:
-            return
-        del self.running[slot]
-        heapq.heappush(self._free, slot)
+        for holders in (self.running, self.joining):
+            if slot is not None and holders.get(slot) is sequence:
+                del holders[slot]
+                heapq.heappush(self._free, slot)

@@ -27,7 +27,7 @@ from worker.engines.fish import BatchOptions, FishSpeechEngine
 from worker.engines.fish.engine import PAUSE_SECONDS
 from worker.engines.fish.loop import SWITCH_INTERVAL_S
 from worker.engines.fish.model import FishModel, FishOptions
-from worker.engines.fish.runner import Newcomer
+from worker.engines.fish.runner import Newcomer, Prefilled
 from worker.engines.fish.sequence import Sequence
 
 FRAME = 2048
@@ -111,17 +111,17 @@ def test_a_job_stopped_mid_batch_frees_its_slot_and_the_others_go_on(
 def test_a_job_that_fails_to_join_fails_alone(
     engine: FishSpeechEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    join_many = engine.runner.join_many
+    prefill_many = engine.runner.prefill_many
     doomed = engine.prompt("This one cannot fit.", [])
     groups: list[int] = []
 
-    def join_or_run_out_of_memory(newcomers: list[Newcomer]) -> None:
+    def prefill_or_run_out_of_memory(newcomers: list[Newcomer]) -> Prefilled:
         groups.append(len(newcomers))
         if any(torch.equal(n.prompt, doomed) for n in newcomers):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
-        join_many(newcomers)
+        return prefill_many(newcomers)
 
-    monkeypatch.setattr(engine.runner, "join_many", join_or_run_out_of_memory)
+    monkeypatch.setattr(engine.runner, "prefill_many", prefill_or_run_out_of_memory)
     scheduler = engine.loop.scheduler
     admit = scheduler.admit
     deadline = time.monotonic() + 30
@@ -141,6 +141,63 @@ def test_a_job_that_fails_to_join_fails_alone(
         assert [len(f.result().samples) for f in fine] == [48 * FRAME, 48 * FRAME]
     assert engine.loop.alive
     assert groups == [3, 1, 1, 1]  # together, then each alone: only the doomed one fails
+
+
+def hold_prefill(
+    engine: FishSpeechEngine, monkeypatch: pytest.MonkeyPatch, text: str
+) -> tuple[threading.Event, threading.Event]:
+    """From now on, the prefill of `text`'s prompt signals the first event, then waits for
+    the second (on the admission thread)."""
+    prefill_many = engine.runner.prefill_many
+    held = engine.prompt(text, [])
+    started, release = threading.Event(), threading.Event()
+
+    def prefill(newcomers: list[Newcomer]) -> Prefilled:
+        if any(torch.equal(n.prompt, held) for n in newcomers):
+            started.set()
+            assert release.wait(60)
+        return prefill_many(newcomers)
+
+    monkeypatch.setattr(engine.runner, "prefill_many", prefill)
+    return started, release
+
+
+def test_running_sequences_go_on_decoding_while_a_newcomer_prefills(
+    engine: FishSpeechEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "A newcomer whose prefill takes a while."
+    alone = engine.synthesize(request(text, 24, 13)).samples
+    started, release = hold_prefill(engine, monkeypatch, text)
+    scheduler = engine.loop.scheduler
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(engine.synthesize, request("A long job, decoding.", 600, 14))
+        wait_until(lambda: len(scheduler.running) == 1, "the long job runs")
+        joining = pool.submit(engine.synthesize, request(text, 24, 13))
+        assert started.wait(30)
+        steps = engine.loop.stats.steps
+        wait_until(lambda: engine.loop.stats.steps >= steps + 20, "the batch steps meanwhile")
+        assert len(scheduler.joining) == 1 and len(scheduler.running) == 1  # not stepped yet
+        release.set()
+        np.testing.assert_allclose(joining.result(timeout=120).samples, alone, atol=1e-5)
+        assert len(running.result(timeout=120).samples) == 600 * FRAME
+
+
+def test_a_job_stopped_while_it_prefills_fails_canceled_and_frees_its_slot(
+    engine: FishSpeechEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "Canceled while its prompt prefills."
+    started, release = hold_prefill(engine, monkeypatch, text)
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        canceled = pool.submit(engine.synthesize, request(text, 400, 15, should_stop=stop.is_set))
+        assert started.wait(30)
+        stop.set()
+        assert not engine.loop.scheduler.idle  # its slot stays taken while it prefills
+        release.set()
+        with pytest.raises(Canceled):
+            canceled.result(timeout=60)
+    wait_until(lambda: engine.loop.scheduler.idle, "its slot is free again")
+    assert len(engine.synthesize(request("Next.", 8, 16)).samples) == 8 * FRAME
 
 
 def test_audio_streams_in_windows_whose_join_is_the_result(engine: FishSpeechEngine) -> None:

@@ -177,6 +177,33 @@ def test_a_prompt_of_one_column_decodes_from_the_start(model: FishModel) -> None
     assert run.codes is not None and run.codes.shape == (runner.m.codebooks, 5)
 
 
+@torch.inference_mode()
+def test_steps_between_a_prefill_and_its_activation_leave_the_prompts_cache_alone(
+    model: FishModel,
+) -> None:
+    """The admission thread prefills a free slot while steps go on: they must not write there.
+
+    A step computes every row up to its highest running slot, free ones too, and
+    writes their keys at their positions; a free slot's is parked past every prompt.
+    """
+    runner = ModelRunner(model, slots=3, context=1024, graphs=False)
+    short, long = (build_prompt(model, t, [], 1024) for t in ("Hi.", "A longer prompt, this."))
+    runner.join(1, short, Sampling(), seed=1)
+    for _ in range(3):
+        runner.step(3, short.shape[1] + 3)
+    runner.leave(1)  # slot 1 was at a position inside the next, longer prompt
+    runner.join(2, short, Sampling(), seed=2)  # keeps slots 0..2 stepping
+    prefilled = runner.prefill_many([Newcomer(1, long, Sampling(), seed=3)])
+    prompt_keys = runner.caches.keys[:, 1, :, : long.shape[1] - 1].clone()
+    for _ in range(4):  # slot 1 is free, not yet active: it computes, as a free row
+        runner.step(3, short.shape[1] + 8)
+    assert torch.equal(runner.caches.keys[:, 1, :, : long.shape[1] - 1], prompt_keys)
+    assert int(runner.state.positions[0]) == int(runner.state.positions[1]) == runner.parked
+    runner.activate(prefilled)
+    assert int(runner.state.positions[1]) == long.shape[1] - 1
+    assert bool(runner.state.active[1]) and int(runner.state.counts[1]) == 0
+
+
 def test_prefill_attention_never_takes_cudnns_backend(
     model: FishModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,4 +1,4 @@
-"""The scheduler alone, with fake sequences: slots, admission order, budget, retirement."""
+"""The scheduler alone, with fake sequences: slots, admission order, budget, joining, retirement."""
 
 from __future__ import annotations
 
@@ -19,12 +19,20 @@ class Fake:
         return self.stop
 
 
+def admit_and_run(scheduler: Scheduler[Fake]) -> list[Fake]:
+    """Admit, and let every newcomer's prefill be done at once."""
+    admitted = scheduler.admit()
+    for sequence in admitted:
+        scheduler.activate(sequence)
+    return admitted
+
+
 def test_sequences_take_the_lowest_free_slots_in_arrival_order() -> None:
     scheduler: Scheduler[Fake] = Scheduler(slots=3, prefill_budget=1000)
     first, second, third, fourth = Fake(), Fake(), Fake(), Fake()
     for sequence in (first, second, third, fourth):
         scheduler.add(sequence)
-    assert scheduler.admit() == [first, second, third]
+    assert admit_and_run(scheduler) == [first, second, third]
     assert [s.slot for s in (first, second, third)] == [0, 1, 2]
     assert list(scheduler.waiting) == [fourth]  # no slot left: it waits
     assert scheduler.rows == 3
@@ -35,13 +43,13 @@ def test_a_sequence_leaves_without_waiting_and_a_newcomer_takes_its_slot() -> No
     running = [Fake(), Fake(), Fake()]
     for sequence in running:
         scheduler.add(sequence)
-    scheduler.admit()
+    admit_and_run(scheduler)
     scheduler.retire(running[1])  # the middle one ends first
     assert list(scheduler) == [running[0], running[2]]
     assert scheduler.rows == 3  # the step still covers slot 2
     newcomer = Fake()
     scheduler.add(newcomer)
-    assert scheduler.admit() == [newcomer]
+    assert admit_and_run(scheduler) == [newcomer]
     assert newcomer.slot == 1  # the hole is filled: the batch stays packed
     scheduler.retire(running[2])
     scheduler.retire(newcomer)
@@ -86,7 +94,7 @@ def test_stopped_waiting_sequences_are_dropped_before_they_run() -> None:
     running, canceled, next_one = Fake(), Fake(), Fake()
     for sequence in (running, canceled, next_one):
         scheduler.add(sequence)
-    scheduler.admit()
+    admit_and_run(scheduler)
     canceled.stop = True
     assert scheduler.drop_stopped() == [canceled]
     scheduler.retire(running)
@@ -108,3 +116,31 @@ def test_the_budget_counts_every_newcomer_padded_to_the_longest() -> None:
         scheduler.add(sequence)
     assert scheduler.admit() == burst[:2]  # 2 x 45 = 90; a third makes 135
     assert scheduler.admit() == burst[2:]
+
+
+def test_a_joining_sequence_holds_its_slot_but_is_not_stepped_until_activated() -> None:
+    scheduler: Scheduler[Fake] = Scheduler(slots=2, prefill_budget=1000)
+    running, joining, waiting = Fake(), Fake(), Fake()
+    scheduler.add(running)
+    admit_and_run(scheduler)
+    scheduler.add(joining)
+    scheduler.add(waiting)
+    assert scheduler.admit() == [joining]  # prefilling now
+    assert list(scheduler) == [running] and scheduler.rows == 1  # the step leaves it out
+    assert scheduler.full and scheduler.admit() == []  # its slot is taken meanwhile
+    scheduler.retire(running)
+    assert not scheduler.idle  # it still holds a slot
+    scheduler.activate(joining)
+    assert list(scheduler) == [joining] and scheduler.rows == 2
+    scheduler.retire(joining)
+    assert admit_and_run(scheduler) == [waiting] and waiting.slot == 0
+
+
+def test_a_sequence_retired_while_joining_frees_its_slot() -> None:
+    scheduler: Scheduler[Fake] = Scheduler(slots=1, prefill_budget=1000)
+    first, second = Fake(), Fake()
+    scheduler.add(first)
+    scheduler.add(second)
+    scheduler.admit()
+    scheduler.retire(first)  # its prefill failed, say
+    assert scheduler.admit() == [second] and second.slot == 0
