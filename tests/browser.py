@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -66,14 +66,15 @@ def chromium(profile: Path) -> Iterator[webdriver.Chrome]:
 def wait_until(check: Callable[[], T | None], what: str, timeout: float = 30) -> T:
     """`check()` once it is truthy; fails naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | Exception | None = None
     while time.monotonic() < deadline:
         try:
-            last = check()
+            value = check()
         except Exception as exc:  # the page is still changing under us
             last = exc
         else:
-            if last:
-                return last
+            if value:
+                return value
+            last = value
         time.sleep(0.1)
     raise AssertionError(f"{what}: not after {timeout:g} s (last: {last!r})")

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
+import redis
 import soundfile as sf
 
 from shoal import keys
@@ -145,7 +146,7 @@ def decode_any(data: bytes, audio_format: str, pcm_rate: int = 0) -> Decoded:
         return Decoded(np.frombuffer(data, "<i2").astype(np.float32) / 32768.0, pcm_rate)
     import av
 
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         frames = list(container.decode(audio=0))
     assert frames, f"no audio in {len(data)} bytes of {audio_format}"
     samples = np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
@@ -197,10 +198,16 @@ def storage_settings(env: Env) -> Any:
     """Settings for the S3 bucket and Redis database an Env points at."""
     from shoal.settings import Settings
 
-    fields = {name[6:].lower(): value for name, value in env.values.items()}
+    fields: dict[str, Any] = {name[6:].lower(): value for name, value in env.values.items()}
     return Settings(**fields)
 
 
 def weed_sockets_in_tmp(ports: list[int]) -> list[Path]:
     """What SeaweedFS left in /tmp for these ports (it names its sockets after them)."""
     return [path for port in ports for path in SOCKET_FOLDER.glob(f"seaweedfs-*-{port}.sock")]
+
+
+def stream_fields(client: redis.Redis, key: str) -> list[dict[str, str]]:
+    """The fields of each entry of a Redis stream, through a client that decodes replies."""
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(key))
+    return [fields for _, fields in entries]

@@ -43,7 +43,7 @@ def test_the_fishaudio_client_gets_each_format(
     live: Live, audio_format: str, sample_rate: int
 ) -> None:
     with fishaudio.FishAudio(api_key="unused", base_url=live.url) as client:
-        data = client.tts.convert(text=SENTENCE, format=audio_format, model="s1")  # type: ignore[arg-type]
+        data = client.tts.convert(text=SENTENCE, format=audio_format, model="s1")
     assert_speech(decode_any(data, audio_format, pcm_rate=44100), sample_rate, 3.0, 8.0)
 
 
@@ -142,7 +142,7 @@ def test_an_inline_reference_clones_and_is_reused(fish_live: Live) -> None:
     # One voice for both requests: unlisted, expiring, its recording stored once.
     (voice_key,) = fish_live.redis.keys(keys.voice("voice_inline_*"))
     assert 0 < fish_live.redis.ttl(voice_key) <= 86_400
-    voice_id = voice_key.removeprefix(keys.voice(""))
+    voice_id = str(voice_key).removeprefix(keys.voice(""))
     assert fish_live.redis.zscore(keys.VOICES, voice_id) is None
 
     # The SDK sends no seed; with one, the reference visibly shapes the speech.
@@ -158,7 +158,8 @@ def test_an_inline_reference_clones_and_is_reused(fish_live: Live) -> None:
 
 def test_a_base64_reference_in_json_clones_too(fish_live: Live) -> None:
     audio = base64.b64encode(recording(2.5, sample_rate=16000)).decode()
-    body = {"text": "Hello.", "format": "pcm", "references": [{"audio": audio, "text": "Hi."}]}
+    references = [{"audio": audio, "text": "Hi."}]
+    body = {"text": "Hello.", "format": "pcm", "references": references}
     response = httpx.post(f"{fish_live.url}/v1/tts", json={**body, **TINY}, timeout=120)
     assert response.status_code == 200, response.text
     decoded = decode_any(response.content, "pcm", pcm_rate=44100)
@@ -166,7 +167,7 @@ def test_a_base64_reference_in_json_clones_too(fish_live: Live) -> None:
     job_id = response.headers["x-shoal-job-id"]
     job = json.loads(fish_live.redis.hget(keys.job(job_id), "input") or "")
     assert job["voice"].startswith("voice_inline_")
-    two = {**body, "references": body["references"] * 2}
+    two = {**body, "references": references * 2}
     refused = httpx.post(f"{fish_live.url}/v1/tts", json=two, timeout=30)
     assert refused.status_code == 422 and refused.json()["code"] == "too_many_references"
 

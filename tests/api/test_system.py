@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import Live
-from tests.support import Env, gateway, wait_for_job
+from tests.support import Env, gateway, stream_fields, wait_for_job
 
 
 def test_probes(client: httpx.Client) -> None:
@@ -92,7 +92,7 @@ def test_queue_reports_recent_completions_and_the_local_autoscaler(
     assert recent["succeeded"] >= 1 and recent["completions_per_second"] > 0
     # Time to audio is the job record's finished - created, so it lies within its own.
     assert 0 < recent["time_to_audio_p50_seconds"] <= recent["time_to_audio_p95_seconds"]
-    ids = [e[1]["job"] for e in live.redis.xrange(keys.COMPLETIONS)]
+    ids = [fields["job"] for fields in stream_fields(live.redis, keys.COMPLETIONS)]
     assert ids.count(done["id"]) == 1  # written once per job
     assert client.get("/v1/queue", params={"window": 0}).status_code == 422
 

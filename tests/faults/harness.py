@@ -157,9 +157,9 @@ class FaultStack:
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGCONT)
             stop(process, timeout=15)
-        for process in (self.gateway_process, self.s3_process, self.redis_process):
-            if process is not None:
-                stop(process, timeout=15)
+        for server in (self.gateway_process, self.s3_process, self.redis_process):
+            if server is not None:
+                stop(server, timeout=15)
         self.s3.cleanup()
         self.redis.close()
 
@@ -226,7 +226,7 @@ class ResultWatcher:
         while not self._stop.is_set():
             client = redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
             try:
-                with client.pubsub() as pubsub:
+                with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
                     pubsub.psubscribe(keys.done_channel("*"))
                     while not self._stop.is_set():
                         message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)

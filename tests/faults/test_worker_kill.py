@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import cast
 
 from shoal import keys
 from tests.faults.harness import Load, fault_stack, scaled, tally
@@ -23,7 +24,7 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_nothing(tmp_path: Path) ->
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 time.sleep(2.0)
-                busy = set(stack.redis.hvals(keys.inflight(keys.TTS_QUEUE)))
+                busy = set(cast(list[str], stack.redis.hvals(keys.inflight(keys.TTS_QUEUE))))
                 candidates = sorted(busy & set(stack.workers)) or sorted(stack.workers)
                 stack.kill_worker(random.choice(candidates))  # mid-job when one is busy
                 kills += 1

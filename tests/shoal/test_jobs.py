@@ -59,5 +59,5 @@ def test_the_text_limit_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_engine_params_are_echoed_without_nulls() -> None:
-    request = JobRequest(text="hi", engine_params={"seed": 7})  # type: ignore[arg-type]
+    request = JobRequest(text="hi", engine_params={"seed": 7})
     assert request.job_input().model_dump(mode="json")["engine_params"] == {"seed": 7}

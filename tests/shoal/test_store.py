@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -22,11 +24,16 @@ def store(settings: Settings, sync_redis: redis.Redis) -> JobStore:
     return JobStore(sync_redis, settings)
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-async def _with_async_store(settings: Settings, action):  # type: ignore[no-untyped-def]
+async def _with_async_store(
+    settings: Settings, action: Callable[[AsyncJobStore], Awaitable[T]]
+) -> T:
     client = aredis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         return await action(AsyncJobStore(client, settings))

@@ -131,7 +131,7 @@ def test_a_message_a_live_worker_holds_is_not_an_orphan_but_a_stale_one_is(
 ) -> None:
     job_id = _create(settings)
     raw = sync_redis.rpop(keys.TTS_QUEUE)
-    assert raw is not None
+    assert isinstance(raw, str | bytes)
     tag = json.loads(raw)["properties"]["delivery_tag"]
     # What kombu writes when a worker takes a message (acks_late).
     sync_redis.hset(keys.BROKER_UNACKED, tag, json.dumps([raw, "tts", "tts"]))

@@ -112,7 +112,7 @@ def test_webhook_spec_defaults_to_terminal_events() -> None:
     spec = WebhookSpec(url="https://example.com/hook")
     assert spec.events == ["job.succeeded", "job.failed", "job.canceled"]
     with pytest.raises(ValidationError):
-        WebhookSpec(url="https://example.com/hook", events=["job.exploded"])  # type: ignore[list-item]
+        WebhookSpec(url="https://example.com/hook", events=["job.exploded"])
     with pytest.raises(ValidationError):
         WebhookSpec(url="https://example.com/hook", events=[])
 

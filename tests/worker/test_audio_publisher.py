@@ -33,7 +33,8 @@ def publisher(client: redis.Redis, job_id: str, audio_format: AudioFormat) -> Au
 
 
 def entries(client: redis.Redis, job_id: str) -> list[dict[bytes, bytes]]:
-    return [fields for _, fields in client.xrange(keys.audio_stream(job_id))]  # type: ignore[union-attr]
+    stream: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(keys.audio_stream(job_id))  # type: ignore[assignment]
+    return [fields for _, fields in stream]
 
 
 def test_leading_silence_waits_for_speech(raw_redis: redis.Redis) -> None:

@@ -42,7 +42,7 @@ REGISTRY_KEYS = [keys.WORKERS, keys.worker_info("*"), keys.catalog("*")]
 
 def _grant(admin: redis.Redis, patterns: list[str]) -> None:
     rules = ["on", ">worker-secret", "&*", "+@all", "resetkeys", *(f"~{p}" for p in patterns)]
-    admin.execute_command("ACL", "SETUSER", "worker", *rules)
+    admin.execute_command("ACL", "SETUSER", "worker", *rules)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ class Stack:
     def webhook(self, job_id: str, states: set[str], timeout: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            job = self.http.get(f"/v1/jobs/{job_id}").json()
+            job: dict[str, Any] = self.http.get(f"/v1/jobs/{job_id}").json()
             if job["webhook"]["state"] in states:
                 return job
             assert time.monotonic() < deadline, job

@@ -124,13 +124,15 @@ def test_which_answers_are_tried_again() -> None:
     calls = shoal.client._calls.Calls()
     submit, upload = calls.submit("Hi"), calls.create_voice(b"x", "t", None)
 
-    def after(call: object, status: int, attempt: int = 0, **headers: str) -> float | None:
+    def after(
+        call: object, status: int, headers: dict[str, str] | None = None, attempt: int = 0
+    ) -> float | None:
         return policy.after_response(call, httpx.Response(status, headers=headers), attempt)  # type: ignore[arg-type]
 
-    assert after(submit, 503, **{"retry-after": "2"}) == 2.0  # the gateway's hint wins
-    assert after(upload, 429, **{"retry-after": "1"}) == 1.0  # refused: safe for any call
+    assert after(submit, 503, {"retry-after": "2"}) == 2.0  # the gateway's hint wins
+    assert after(upload, 429, {"retry-after": "1"}) == 1.0  # refused: safe for any call
     assert 0 < (after(submit, 502) or 0) <= 0.1  # a proxy lost it: a submit may go again
     assert after(upload, 502) is None  # an upload may not
-    assert after(submit, 504, **{"x-should-retry": "false"}) is None
+    assert after(submit, 504, {"x-should-retry": "false"}) is None
     assert after(submit, 422) is None and after(submit, 500) is None
     assert after(submit, 503, attempt=3) is None  # out of retries

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
 import httpx
 import redis
@@ -46,7 +47,7 @@ def test_scale_in_retires_the_idle_worker_and_lets_a_busy_one_finish(
             job = http.post("/v1/jobs", json={"text": SENTENCE}).json()
             inflight = keys.inflight(keys.TTS_QUEUE)
             wait_until(lambda: sync_redis.hget(inflight, job["id"]), supervisor, 60)
-            busy = sync_redis.hget(inflight, job["id"])
+            busy = cast(str, sync_redis.hget(inflight, job["id"]))
             idle = next(name for name in pool.names if name != busy)
             # 2 -> 1: the idle one goes, even when the busy one is the newer.
             assert pool.scale_to(1) == [idle]

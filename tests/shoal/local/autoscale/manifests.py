@@ -47,7 +47,7 @@ def scaled_object(**spec: Any) -> dict[str, Any]:
 
 def behavior(**directions: Any) -> dict[str, Any]:
     """`advanced` with scalingModifiers kept and the given HPA behaviour."""
-    advanced = scaled_object()["spec"]["advanced"]
+    advanced: dict[str, Any] = scaled_object()["spec"]["advanced"]
     advanced["horizontalPodAutoscalerConfig"] = {"behavior": directions}
     return advanced
 

@@ -20,7 +20,7 @@ from shoal import keys
 from shoal.local.ports import free_port
 from shoal.storage import Storage
 from tests.shoal.local.autoscale.manifests import behavior, scaled_object
-from tests.support import Env, storage_settings, wait_for_job
+from tests.support import Env, storage_settings, stream_fields, wait_for_job
 
 READY_LINE = "shoal is ready"
 # About 3 s of speech: at 1.5x real time one job holds a worker about 4.5 s, so a
@@ -116,5 +116,5 @@ def test_a_burst_scales_out_and_back_in_with_every_job_done_once(
     storage = Storage(storage_settings(env))
     for job_id in ids:
         assert len(storage.keys(f"audio/{job_id}/")) == 1, job_id
-    ended = [fields["job"] for _, fields in sync_redis.xrange(keys.COMPLETIONS)]
+    ended = [fields["job"] for fields in stream_fields(sync_redis, keys.COMPLETIONS)]
     assert sorted(ended) == sorted(ids)

@@ -213,14 +213,14 @@ def test_prefill_attention_never_takes_cudnns_backend(
 
     def recorded(*args: Any, **kwargs: Any) -> torch.Tensor:
         cuda = torch.backends.cuda
-        backends.append((cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled()))
+        backends.append((cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled()))  # type: ignore[no-untyped-call]
         return attend(*args, **kwargs)
 
-    monkeypatch.setattr(step.F, "scaled_dot_product_attention", recorded)
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recorded)
     runner = ModelRunner(model, 2, 1024, graphs=False)
     runner.join(0, build_prompt(model, "Hi there.", [], 1024), Sampling(), seed=1)
     assert backends == [(False, True)] * len(runner.m.slow)
-    assert torch.backends.cuda.cudnn_sdp_enabled()  # only while prefilling
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # type: ignore[no-untyped-call]  # only while prefilling
 
 
 def test_the_cache_is_sized_from_the_config_and_the_context(model: FishModel) -> None:
