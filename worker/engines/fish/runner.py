@@ -92,7 +92,6 @@ class Newcomer:
 class Prefilled:
     """Newcomers whose prompts are in their slots' caches; `activate` sets their state."""
 
-    slots: list[int]
     state: Handoff  # (newcomers, rows + 3): last column, slot, position, seed
     knobs: Handoff  # (newcomers, 4) float32
 
@@ -215,13 +214,12 @@ class ModelRunner:
         )  # fmt: skip
         tokens, state, knob_rows = self._upload(tokens, state, knob_rows)
         prefill(self.m, self.caches, state[:, rows], tokens)
-        slots = [n.slot for n in newcomers]
-        return Prefilled(slots, Handoff.now(state), Handoff.now(knob_rows))
+        return Prefilled(Handoff.now(state), Handoff.now(knob_rows))
 
     @torch.inference_mode()
     def activate(self, prefilled: Prefilled) -> None:
         """Set the prefilled newcomers' slot state, on the current stream (after their prefill)."""
-        stream = torch.cuda.current_stream(self.device) if self._uploads is not None else None
+        stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         state, knob_rows = prefilled.state.on(stream), prefilled.knobs.on(stream)
         rows = self.m.rows
         slots = state[:, rows]

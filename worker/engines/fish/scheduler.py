@@ -95,8 +95,8 @@ class Scheduler(Generic[S]):
 
     def holds(self, sequence: S) -> bool:
         """Whether the sequence holds a slot (running or joining)."""
-        slot = sequence.slot
-        return slot is not None and sequence in (self.running.get(slot), self.joining.get(slot))
+        holders = (self.running, self.joining)
+        return any(h.get(sequence.slot) is sequence for h in holders if sequence.slot is not None)
 
     def retire(self, sequence: S) -> None:
         """Free the sequence's slot (it ended, stopped or failed)."""
