@@ -8,6 +8,7 @@ alone. The tiny checkpoint never reaches end of speech, so a chunk is exactly
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 import time
@@ -198,6 +199,36 @@ def test_a_job_stopped_while_it_prefills_fails_canceled_and_frees_its_slot(
             canceled.result(timeout=60)
     wait_until(lambda: engine.loop.scheduler.idle, "its slot is free again")
     assert len(engine.synthesize(request("Next.", 8, 16)).samples) == 8 * FRAME
+
+
+def test_a_burst_with_cancels_at_random_moments_ends_every_job_and_frees_every_slot(
+    engine: FishSpeechEngine,
+) -> None:
+    """Jobs waiting, prefilling, decoding and stopping at random moments (3 slots, 16 jobs
+    from 8 threads): each ends once, its audio whole or canceled; the batch is empty after."""
+    rng = random.Random(20261203)
+    delays = [None, None, 0.0, 0.05, 0.3, 1.0]  # seconds to the cancel; None: never
+    plans = [(rng.randint(8, 60), rng.choice(delays)) for _ in range(16)]
+    plans[0] = (60, 0.0)  # one canceled at once, whatever the draw
+
+    def run(index: int, frames: int, cancel_after: float | None) -> int | None:
+        stop = threading.Event()
+        if cancel_after is not None:
+            threading.Timer(cancel_after, stop.set).start()
+        job = request(f"Job {index} of the burst.", frames, index, should_stop=stop.is_set)
+        try:
+            return len(engine.synthesize(job).samples)
+        except Canceled:
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(run, i, *plan) for i, plan in enumerate(plans)]
+        outcomes = [future.result(timeout=180) for future in futures]
+    for (frames, cancel_after), outcome in zip(plans, outcomes, strict=True):
+        assert outcome in ((frames * FRAME,) if cancel_after is None else (None, frames * FRAME))
+    assert outcomes[0] is None
+    wait_until(lambda: engine.loop.scheduler.idle, "every slot free, nothing prefilling")
+    assert engine.loop.alive
 
 
 def test_audio_streams_in_windows_whose_join_is_the_result(engine: FishSpeechEngine) -> None:
