@@ -21,7 +21,9 @@ copies.
 
 A unit that Inductor fails on runs eagerly instead, with a warning: slower,
 never wrong. Rows start at 2 when compiled (runner.py): a size of 1 would be
-specialised by Dynamo and cost a second compile of every unit.
+specialised by Dynamo and cost a second compile of every unit. The CPU tests
+compile the same units with Inductor's C++ backend (test_compiled.py): each
+compiles, once whatever the row count, and decodes what the eager step does.
 """
 
 from __future__ import annotations
