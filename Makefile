@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint deploy-check faults bench loadtest wrk browser install install-dev install-fish install-loadtest clean
+.PHONY: run test lint deploy-check faults bench loadtest wrk browser cxx install install-dev install-fish install-loadtest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ run: install
 	$(BIN)/shoal up
 
 ## test: lint, types, architecture contracts, then the test suite on real services
-test: install-dev lint browser
+test: install-dev lint browser cxx
 	$(BIN)/pytest
 
 ## deploy-check: only the deployment's checks (tests/deploy; `make test` runs them too)
@@ -76,6 +76,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; } || \
 	  { sudo apt-get update -q && sudo apt-get install -y -q chromium chromium-driver; }
+
+# A C++ compiler: Inductor's CPU backend builds the compiled decode units in the tests.
+cxx:
+	@command -v g++ >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q g++; } || \
+	  { sudo apt-get update -q && sudo apt-get install -y -q g++; }
 
 lint: install-dev
 	$(BIN)/ruff check .
