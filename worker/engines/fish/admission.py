@@ -36,7 +36,6 @@ log = get_logger(__name__)
 class Admitted:
     """What became of a group of newcomers: its prefills, and the sequences that failed."""
 
-    group: list[Sequence]
     prefilled: list[tuple[list[Sequence], Prefilled]] = field(default_factory=list)
     failed: list[tuple[Sequence, Exception]] = field(default_factory=list)
     seconds: float = 0.0  # host time the prefills took
@@ -70,7 +69,7 @@ class Admission:
             torch.cuda.set_stream(self.stream)
         while True:
             group, after = self._todo.get()
-            admitted = Admitted(group)
+            admitted = Admitted()
             started = time.perf_counter()
             try:
                 if after is not None:
