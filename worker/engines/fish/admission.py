@@ -45,8 +45,9 @@ class Admission:
     def __init__(self, runner: ModelRunner, deliver: Callable[[Admitted], None]) -> None:
         self.runner = runner
         self._deliver = deliver  # called on this thread, once per group
-        self._todo: queue.SimpleQueue[tuple[list[Sequence], torch.cuda.Event | None]]
-        self._todo = queue.SimpleQueue()
+        self._todo: queue.SimpleQueue[tuple[list[Sequence], torch.cuda.Event | None]] = (
+            queue.SimpleQueue()
+        )
         self._thread = threading.Thread(target=self._serve, name="fish-prefill", daemon=True)
         # The default priority: the decode stream's small kernels go first.
         self.stream: torch.cuda.Stream | None = None

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from shoal.logs import get_logger
-from worker.engines.fish.handoff import Handoff
+from worker.engines.fish.handoff import Handoff, fence
 from worker.engines.fish.model import FishModel
 from worker.engines.fish.prompt import Sampling
 from worker.engines.fish.sampling import WINDOW, knobs
@@ -214,7 +214,8 @@ class ModelRunner:
         )  # fmt: skip
         tokens, state, knob_rows = self._upload(tokens, state, knob_rows)
         prefill(self.m, self.caches, state[:, rows], tokens)
-        return Prefilled(Handoff.now(state), Handoff.now(knob_rows))
+        done = fence(self.device)
+        return Prefilled(Handoff(state, done), Handoff(knob_rows, done))
 
     @torch.inference_mode()
     def activate(self, prefilled: Prefilled) -> None:

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import FishCheckpoint
 from worker.engines.fish.codec import FRAME_STEP, Codec, Window, lengths_for, plan
-from worker.engines.fish.model import FishModel, FishOptions
+from worker.engines.fish.model import FishModel
 from worker.engines.fish.prompt import Sampling
 from worker.engines.fish.sequence import Sequence
 
@@ -16,11 +15,8 @@ FRAME = 2048
 
 
 @pytest.fixture(scope="module")
-def codec(fish_checkpoint: FishCheckpoint) -> Codec:
-    options = FishOptions(
-        fish_checkpoint.directory, str(fish_checkpoint.codec_config), "cpu", precision="fp32"
-    )
-    return Codec(FishModel.load(options), window=48, overlap=8, batch_frames=256)
+def codec(model: FishModel) -> Codec:
+    return Codec(model, window=48, overlap=8, batch_frames=256)
 
 
 def test_a_chunk_is_cut_into_full_windows_with_left_context() -> None:

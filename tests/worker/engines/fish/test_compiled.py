@@ -14,23 +14,14 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from tests.conftest import FishCheckpoint
 from worker.engines.fish import step
 from worker.engines.fish.compiled import CompiledPasses
-from worker.engines.fish.model import FishModel, FishOptions
+from worker.engines.fish.model import FishModel
 from worker.engines.fish.prompt import Sampling
 from worker.engines.fish.runner import ModelRunner
 
 STEPS = 12
 HIDDEN_TOLERANCE = 1e-4  # relative: fused kernels round differently
-
-
-@pytest.fixture(scope="module")
-def model(fish_checkpoint: FishCheckpoint) -> FishModel:
-    options = FishOptions(
-        fish_checkpoint.directory, str(fish_checkpoint.codec_config), "cpu", precision="fp32"
-    )
-    return FishModel.load(options)
 
 
 def _decode(runner: ModelRunner) -> tuple[torch.Tensor, torch.Tensor]:

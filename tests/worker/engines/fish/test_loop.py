@@ -22,7 +22,6 @@ import torch
 
 from shoal.errors import Canceled, SynthesisError
 from shoal.jobs import EngineParams
-from tests.conftest import FishCheckpoint
 from worker.engines.base import Speech, SynthesisRequest
 from worker.engines.fish import BatchOptions, FishSpeechEngine
 from worker.engines.fish.engine import PAUSE_SECONDS
@@ -35,13 +34,8 @@ FRAME = 2048
 
 
 @pytest.fixture(scope="module")
-def engine(fish_checkpoint: FishCheckpoint) -> FishSpeechEngine:
-    options = FishOptions(
-        fish_checkpoint.directory, str(fish_checkpoint.codec_config), "cpu", precision="fp32"
-    )
-    engine = FishSpeechEngine(
-        FishModel.load(options), BatchOptions(slots=3, codec_window=48, codec_overlap=8)
-    )
+def engine(model: FishModel) -> FishSpeechEngine:
+    engine = FishSpeechEngine(model, BatchOptions(slots=3, codec_window=48, codec_overlap=8))
     engine.warm_up()
     return engine
 
@@ -242,7 +236,7 @@ def test_audio_streams_in_windows_whose_join_is_the_result(engine: FishSpeechEng
 
 
 def test_a_long_texts_later_chunks_run_side_by_side_and_join_in_order(
-    engine: FishSpeechEngine, fish_checkpoint: FishCheckpoint, monkeypatch: pytest.MonkeyPatch
+    engine: FishSpeechEngine, cpu_options: FishOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = " ".join(
         f"Sentence number {n} is one chunk of this text: a chunk holds it alone." for n in range(4)
@@ -262,10 +256,9 @@ def test_a_long_texts_later_chunks_run_side_by_side_and_join_in_order(
     # The three later chunks were in the batch at once (three slots), not one after the other.
     assert sorted(s.slot or 0 for s in submitted[1:]) == [0, 1, 2]
     # One slot makes them one after the other: the same audio, in the same order.
-    options = FishOptions(
-        fish_checkpoint.directory, str(fish_checkpoint.codec_config), "cpu", precision="fp32"
+    one = FishSpeechEngine(
+        FishModel.load(cpu_options), BatchOptions(codec_window=48, codec_overlap=8)
     )
-    one = FishSpeechEngine(FishModel.load(options), BatchOptions(codec_window=48, codec_overlap=8))
     sequential = one.synthesize(SynthesisRequest(text, params=params)).samples
     pause = int(PAUSE_SECONDS * 44100)
     assert len(speech.samples) == len(sequential) == 4 * 30 * FRAME + 3 * pause

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import FishCheckpoint
 from worker.engines.fish import step
-from worker.engines.fish.model import FishModel, FishOptions
+from worker.engines.fish.model import FishModel
 from worker.engines.fish.prompt import Sampling, build_prompt
 from worker.engines.fish.runner import (
     ModelRunner,
@@ -31,14 +30,6 @@ from worker.engines.fish.runner import (
 # fp32 on the CPU: the runner's arithmetic against upstream's, and batched against alone.
 UPSTREAM_TOLERANCE = 1e-5  # relative, logits of the same token
 BATCH_TOLERANCE = 1e-4
-
-
-@pytest.fixture(scope="module")
-def model(fish_checkpoint: FishCheckpoint) -> FishModel:
-    options = FishOptions(
-        fish_checkpoint.directory, str(fish_checkpoint.codec_config), "cpu", precision="fp32"
-    )
-    return FishModel.load(options)
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
