@@ -17,11 +17,15 @@ audio only through the floating-point rounding of batched matrix products.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 WINDOW = 16  # upstream's repetition-penalty window
 _MASK32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
+# Rows longer than LONG_ROW are scanned in blocks of BLOCK (prefix_sums).
+BLOCK = 128
+LONG_ROW = 4096
 
 # Columns of a slot's knobs.
 INV_TEMPERATURE, TOP_P, PENALTY, GREEDY = range(4)
@@ -51,28 +55,62 @@ def knobs(temperature: float, top_p: float, repetition_penalty: float) -> list[f
     return [1.0 / max(temperature, 1e-5), top_p, repetition_penalty, float(greedy)]
 
 
-def distribution(logits: Tensor, previous: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
-    """Upstream's sampling probabilities, in descending order of (penalized) logit.
+def prefix_sums(x: Tensor) -> Tensor:
+    """`x.cumsum(-1)` of (rows, n): the same sums, in blocks when rows are long.
 
-    `logits` (rows, vocab); `previous` (rows, k) token ids to penalize; `knobs`
-    (rows, 4). Returns (probabilities, the vocabulary index of each).
+    CUDA scans a row in one thread block: over the 155,776-token vocabulary
+    at batch 1 a scan took 0.2 ms on an H200, 4 % of the decode step. Blocks of
+    `BLOCK` are scanned side by side, then a scan of their totals carries
+    between them; only the rounding order differs from one long scan.
     """
+    rows, n = x.shape
+    if n <= LONG_ROW:
+        return x.cumsum(-1)
+    if n % BLOCK:
+        x = F.pad(x, (0, -n % BLOCK))
+    blocks = x.view(rows, -1, BLOCK).cumsum(-1)
+    carry = F.pad(blocks[..., -1].cumsum(-1)[:, :-1], (1, 0))
+    return (blocks + carry[..., None]).flatten(1)[:, :n]
+
+
+def _nucleus(logits: Tensor, previous: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
+    """The penalized logits in descending order, those outside the top-p nucleus at -inf,
+    and the vocabulary index of each."""
     logits = logits.to(torch.float32, copy=True)  # penalized in place below
     penalty = knobs[:, PENALTY : PENALTY + 1]
     score = torch.gather(logits, 1, previous)
     score = score * torch.where(score < 0, penalty, 1.0 / penalty)
     logits.scatter_(1, previous, score)
     ordered, index = torch.sort(logits, dim=-1, descending=True)
-    drop = torch.cumsum(torch.softmax(ordered, dim=-1), dim=-1) > knobs[:, TOP_P : TOP_P + 1]
+    # A softmax left unnormalized: the mass is compared with top_p times the
+    # total, and a sorted row's maximum is its first entry (no reduction needed;
+    # a softmax, like a scan, takes one thread block per row).
+    mass = prefix_sums(torch.exp(ordered - ordered[:, :1]))
+    drop = mass > knobs[:, TOP_P : TOP_P + 1] * mass[:, -1:]
     drop[:, 0] = False  # keep at least one option
-    kept = ordered.masked_fill(drop, float("-inf"))
-    return torch.softmax(kept * knobs[:, INV_TEMPERATURE : INV_TEMPERATURE + 1], dim=-1), index
+    return ordered.masked_fill(drop, float("-inf")), index
+
+
+def _tempered(kept: Tensor, knobs: Tensor) -> Tensor:
+    """The nucleus's unnormalized probabilities at each row's temperature."""
+    return torch.exp((kept - kept[:, :1]) * knobs[:, INV_TEMPERATURE : INV_TEMPERATURE + 1])
+
+
+def distribution(logits: Tensor, previous: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
+    """Upstream's sampling probabilities, in descending order of (penalized) logit.
+
+    `logits` (rows, vocab); `previous` (rows, k) token ids to penalize; `knobs`
+    (rows, 4). Returns (probabilities, the vocabulary index of each).
+    """
+    kept, index = _nucleus(logits, previous, knobs)
+    weights = _tempered(kept, knobs)
+    return weights / weights.sum(-1, keepdim=True), index
 
 
 def sample(logits: Tensor, previous: Tensor, knobs: Tensor, uniform: Tensor) -> Tensor:
     """One token per row (rows,) int64, drawn with the row's `uniform` (rows, 1)."""
-    probs, index = distribution(logits, previous, knobs)
-    cdf = torch.cumsum(probs, dim=-1)
+    kept, index = _nucleus(logits, previous, knobs)
+    cdf = prefix_sums(_tempered(kept, knobs))
     choice = torch.searchsorted(cdf, uniform * cdf[:, -1:]).clamp_(max=cdf.shape[-1] - 1)
     choice = torch.where(knobs[:, GREEDY : GREEDY + 1] > 0, 0, choice)
     return torch.gather(index, 1, choice).squeeze(1)

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from worker.engines.fish._compat import load_fish
-from worker.engines.fish.sampling import distribution, knobs, sample, uniforms
+from worker.engines.fish.sampling import (
+    LONG_ROW,
+    distribution,
+    knobs,
+    prefix_sums,
+    sample,
+    uniforms,
+)
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +24,14 @@ def upstream() -> object:
     return inference.logits_to_probs
 
 
-def test_each_row_gets_upstreams_distribution_with_its_own_knobs(upstream: object) -> None:
+# 300 tokens scan in one go; 5,000 in blocks (prefix_sums), as the real vocabulary does.
+@pytest.mark.parametrize("vocab", [300, LONG_ROW + 904])
+def test_each_row_gets_upstreams_distribution_with_its_own_knobs(
+    upstream: object, vocab: int
+) -> None:
     generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 300, generator=generator) * 3
-    previous = torch.randint(0, 300, (3, 16), generator=generator)
+    logits = torch.randn(3, vocab, generator=generator) * 3
+    previous = torch.randint(0, vocab, (3, 16), generator=generator)
     rows = [(0.8, 0.8, 1.1), (0.3, 0.95, 1.5), (1.0, 0.5, 1.0)]
     table = torch.tensor([knobs(*row) for row in rows])
     probs, index = distribution(logits, previous, table)
@@ -34,6 +45,17 @@ def test_each_row_gets_upstreams_distribution_with_its_own_knobs(upstream: objec
             previous_tokens=previous[row],
         )
         torch.testing.assert_close(ours[row], theirs, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [LONG_ROW + 1, 155_776])  # a ragged last block; S1-mini's vocabulary
+def test_prefix_sums_of_long_rows_are_the_cumulative_sums(n: int) -> None:
+    x = torch.rand(3, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(prefix_sums(x), x.cumsum(-1), rtol=1e-12, atol=0)
+    sums = prefix_sums(x.float())
+    assert sums.shape == x.shape
+    # Still a CDF to search: any dip at a block's edge is the rounding of the total.
+    rounding = 4 * torch.finfo(torch.float32).eps * float(sums[:, -1].max())
+    assert float(sums.diff(dim=-1).min()) >= -rounding
 
 
 def test_a_rows_draws_depend_on_its_seed_and_counter_alone() -> None:
