@@ -23,9 +23,10 @@ from torch import Tensor
 WINDOW = 16  # upstream's repetition-penalty window
 _MASK32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
-# Rows longer than LONG_ROW are scanned in blocks of BLOCK (prefix_sums).
+# Up to FEW_ROWS rows longer than LONG_ROW are scanned in blocks of BLOCK (prefix_sums).
 BLOCK = 128
 LONG_ROW = 4096
+FEW_ROWS = 32
 
 # Columns of a slot's knobs.
 INV_TEMPERATURE, TOP_P, PENALTY, GREEDY = range(4)
@@ -61,10 +62,12 @@ def prefix_sums(x: Tensor) -> Tensor:
     CUDA scans a row in one thread block: over the 155,776-token vocabulary
     at batch 1 a scan took 0.2 ms on an H200, 4 % of the decode step. Blocks of
     `BLOCK` are scanned side by side, then a scan of their totals carries
-    between them; only the rounding order differs from one long scan.
+    between them; only the rounding order differs from one long scan. With
+    many rows the plain scan is the faster (docs/benchmarks.md: at 64 rows the
+    blocks took 0.46 ms a scan against 0.25).
     """
     rows, n = x.shape
-    if n <= LONG_ROW:
+    if n <= LONG_ROW or rows > FEW_ROWS:
         return x.cumsum(-1)
     if n % BLOCK:
         x = F.pad(x, (0, -n % BLOCK))
