@@ -209,7 +209,7 @@ class ModelRunner:
             dtype=torch.float32,
         )  # fmt: skip
         tokens, state, knob_rows = self._upload(tokens, state, knob_rows)
-        prefill(self.m, self.caches, state[:, rows], tokens)
+        prefill(self.m, self.caches, state[:, rows], tokens, self.passes)
         done = fence(self.device)
         return Prefilled(Handoff(state, done), Handoff(knob_rows, done))
 

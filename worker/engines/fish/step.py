@@ -400,7 +400,9 @@ def _advance(m: Model, slots: Slots, column: Tensor, rows: int) -> None:
 
 
 @sdpa_kernel(PREFILL_ATTENTION)
-def prefill(m: Model, caches: Caches, slots: Tensor, tokens: Tensor) -> None:
+def prefill(
+    m: Model, caches: Caches, slots: Tensor, tokens: Tensor, passes: Passes = EAGER
+) -> None:
     """Fill each slot's cache with its prompt: tokens (newcomers, length, rows) on the device.
 
     One forward for every newcomer of a step, right-padded to the longest: a
@@ -408,16 +410,22 @@ def prefill(m: Model, caches: Caches, slots: Tensor, tokens: Tensor) -> None:
     of the prompt's keys and values, and the keys it leaves in the cache lie
     past the slot's position, where decode attention never looks before it
     writes its own.
+
+    The layers run through the step's units (`passes`): compiled, a layer is
+    a few calls into PyTorch instead of some fifty, and the prefill, on a
+    thread of its own, holds the GIL that the decode loop needs that much less.
     """
     count, length = tokens.shape[:2]
     if not length:
         return
     h = m.embed(tokens.flatten(0, 1))
+    if h.shape[0] < 2:  # the compiled units take two rows or more (compiled.py)
+        passes = EAGER
     rotation = m.rotation[:length].repeat(count, 1, 1)[:, None]
     for n, layer in enumerate(m.slow):
-        q, kv = layer.qkv_of(layer.norm_in(h), rotation)
+        q, kv = passes.slow_in(layer, h, rotation)
         q = q.view(count, length, *q.shape[1:]).transpose(1, 2)
         kv = kv.view(2, count, length, *kv.shape[2:]).transpose(2, 3)
         caches.kv[n, :, slots, :, :length] = kv
         y = F.scaled_dot_product_attention(q, kv[0], kv[1], is_causal=True, enable_gqa=True)
-        h = layer.finish(h, y.transpose(1, 2).reshape(count * length, -1))
+        h = passes.slow_out(layer, h, y.transpose(1, 2).reshape(count * length, -1))
