@@ -226,7 +226,7 @@ class ResultWatcher:
         while not self._stop.is_set():
             client = redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
             try:
-                with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
+                with client.pubsub() as pubsub:
                     pubsub.psubscribe(keys.done_channel("*"))
                     while not self._stop.is_set():
                         message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
