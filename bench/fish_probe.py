@@ -17,10 +17,7 @@ probe that times, on random S1-mini weights,
 - kernels (`--parts kernels`): the compiled step's captured graph at batch 1
   and 64, traced kernel by kernel (CUPTI): the GPU time per kind of kernel
   (matrix products, attention, sort, scan, Inductor's fused code, copies and
-  indexing, reductions), the costliest kernels, and the gaps between them;
-- sampler (`--parts sampler`): the compiled step with the residual codebooks'
-  tokens drawn after a sort, then ranked by comparison (sampling.RANKED), in
-  the same process: step times and the kernel trace of each.
+  indexing, reductions), the costliest kernels, and the gaps between them.
 
     python bench/fish_probe.py --work /tmp/fb --out probe.json --parts step,codec,attention,kernels
 """
@@ -243,30 +240,6 @@ def kernels_part(fm: Any, out: Path, slots: int) -> None:
     torch.cuda.empty_cache()
 
 
-def sampler_part(fm: Any, out: Path, slots: int) -> None:
-    from worker.engines.fish import sampling
-
-    ranked = sampling.RANKED
-    for name, limit in (("sorted", 0), ("ranked", ranked)):
-        sampling.RANKED = limit  # read as the units are traced: each runner compiles anew
-        runner, report = _captured(fm, slots, compiled=True)
-        _fill(runner)
-        with torch.inference_mode():
-            for size in (1, 8, 32, 64):
-                if size <= slots:
-                    seconds = _time(partial(runner.step, size, 200), 50)
-                    report[f"b{size}_step_ms"] = round(seconds * 1000, 3)
-                    if size in (1, 64):
-                        trace = _traced(partial(runner.step, size, 200), 5)
-                        trace["costliest"] = dict(list(trace["costliest"].items())[:8])
-                        report[f"b{size}_kernels"] = trace
-        _save(out, f"sampler_{name}", report)
-        del runner
-        gc.collect()
-        torch.cuda.empty_cache()
-    sampling.RANKED = ranked
-
-
 def codec_part(fm: Any, out: Path, shapes: list[tuple[int, int]]) -> None:
     from worker.engines.fish._compat import no_kernel_tuning
 
@@ -342,8 +315,6 @@ def main() -> int:
         attention_part(fm, args.out, args.slots)
     if "kernels" in parts:
         kernels_part(fm, args.out, args.slots)
-    if "sampler" in parts:
-        sampler_part(fm, args.out, args.slots)
     if "codec" in parts:
         shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
         codec_part(fm, args.out, shapes)  # type: ignore[arg-type]

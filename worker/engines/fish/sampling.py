@@ -27,7 +27,6 @@ _GOLDEN = 0x9E3779B9
 BLOCK = 128
 LONG_ROW = 4096
 FEW_ROWS = 32
-RANKED = 1024  # rows up to this long are ranked by comparison (_ranked_weights)
 
 # Columns of a slot's knobs.
 INV_TEMPERATURE, TOP_P, PENALTY, GREEDY = range(4)
@@ -77,17 +76,14 @@ def prefix_sums(x: Tensor) -> Tensor:
     return (blocks + carry[..., None]).flatten(1)[:, :n]
 
 
-def _penalized(logits: Tensor, previous: Tensor, knobs: Tensor) -> Tensor:
-    """Float32 logits with upstream's repetition penalty on the `previous` tokens."""
+def _nucleus(logits: Tensor, previous: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
+    """The penalized logits in descending order, those outside the top-p nucleus at -inf,
+    and the vocabulary index of each."""
     logits = logits.to(torch.float32, copy=True)  # penalized in place below
     penalty = knobs[:, PENALTY : PENALTY + 1]
     score = torch.gather(logits, 1, previous)
     score = score * torch.where(score < 0, penalty, 1.0 / penalty)
-    return logits.scatter_(1, previous, score)
-
-
-def _sorted_weights(logits: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
-    """The nucleus's tempered weights in descending order of logit, and each one's token."""
+    logits.scatter_(1, previous, score)
     ordered, index = torch.sort(logits, dim=-1, descending=True)
     # A softmax left unnormalized: the mass is compared with top_p times the
     # total, and a sorted row's maximum is its first entry (no reduction needed;
@@ -95,69 +91,29 @@ def _sorted_weights(logits: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
     mass = prefix_sums(torch.exp(ordered - ordered[:, :1]))
     drop = mass > knobs[:, TOP_P : TOP_P + 1] * mass[:, -1:]
     drop[:, 0] = False  # keep at least one option
-    return _tempered(ordered.masked_fill(drop, float("-inf")), ordered[:, :1], knobs), index
+    return ordered.masked_fill(drop, float("-inf")), index
 
 
-def _ranked_weights(logits: Tensor, knobs: Tensor) -> Tensor:
-    """The nucleus's tempered weights in vocabulary order, ranked by comparison instead of a sort.
-
-    The mass ahead of a token is the sum over the tokens that a descending
-    sort puts before it (ties by index): one fused reduction over every pair
-    of the row, where a sort is a kernel of its own (20 µs on an H200, nine
-    times a step for the residual codebooks).
-    """
-    n = logits.shape[-1]
-    top = logits.amax(-1, keepdim=True)
-    weights = torch.exp(logits - top)
-    mine, theirs = logits[:, :, None], logits[:, None, :]  # (rows, token, other token)
-    order = torch.arange(n, device=logits.device)
-    ahead = (theirs > mine) | ((theirs == mine) & (order[None, :] < order[:, None]))
-    before = torch.where(ahead, weights[:, None, :], 0.0).sum(-1)
-    # Only the first token has nothing ahead of it: the top weight is exp(0) = 1.
-    drop = (before + weights > knobs[:, TOP_P : TOP_P + 1] * weights.sum(-1, keepdim=True)) & (
-        before > 0
-    )
-    return _tempered(logits.masked_fill(drop, float("-inf")), top, knobs)
-
-
-def _tempered(kept: Tensor, top: Tensor, knobs: Tensor) -> Tensor:
-    """The unnormalized probabilities of logits `kept` (-inf: dropped) at each row's temperature."""
-    return torch.exp((kept - top) * knobs[:, INV_TEMPERATURE : INV_TEMPERATURE + 1])
-
-
-def _weights(logits: Tensor, previous: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor | None]:
-    """Upstream's sampling weights, unnormalized, and the token of each (None: vocabulary order).
-
-    Rows of up to RANKED tokens (the residual codebooks) are ranked by
-    comparison, longer ones (the main token's 155,776) are sorted.
-    """
-    logits = _penalized(logits, previous, knobs)
-    if logits.shape[-1] <= RANKED:
-        return _ranked_weights(logits, knobs), None
-    return _sorted_weights(logits, knobs)
+def _tempered(kept: Tensor, knobs: Tensor) -> Tensor:
+    """The nucleus's unnormalized probabilities at each row's temperature."""
+    return torch.exp((kept - kept[:, :1]) * knobs[:, INV_TEMPERATURE : INV_TEMPERATURE + 1])
 
 
 def distribution(logits: Tensor, previous: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
-    """Upstream's sampling probabilities, and the vocabulary index of each.
+    """Upstream's sampling probabilities, in descending order of (penalized) logit.
 
     `logits` (rows, vocab); `previous` (rows, k) token ids to penalize; `knobs`
     (rows, 4). Returns (probabilities, the vocabulary index of each).
     """
-    weights, index = _weights(logits, previous, knobs)
-    if index is None:
-        index = torch.arange(weights.shape[-1], device=weights.device).expand_as(weights)
+    kept, index = _nucleus(logits, previous, knobs)
+    weights = _tempered(kept, knobs)
     return weights / weights.sum(-1, keepdim=True), index
 
 
 def sample(logits: Tensor, previous: Tensor, knobs: Tensor, uniform: Tensor) -> Tensor:
-    """One token per row (rows,) int64, drawn with the row's `uniform` (rows, 1).
-
-    An inverse-CDF draw over the weights in whichever order they come: exact
-    in any fixed order. Greedy takes the top weight (1, the highest logit).
-    """
-    weights, index = _weights(logits, previous, knobs)
-    cdf = prefix_sums(weights)
+    """One token per row (rows,) int64, drawn with the row's `uniform` (rows, 1)."""
+    kept, index = _nucleus(logits, previous, knobs)
+    cdf = prefix_sums(_tempered(kept, knobs))
     choice = torch.searchsorted(cdf, uniform * cdf[:, -1:]).clamp_(max=cdf.shape[-1] - 1)
-    top = weights.argmax(-1, keepdim=True) if index is None else torch.zeros_like(choice)
-    choice = torch.where(knobs[:, GREEDY : GREEDY + 1] > 0, top, choice)
-    return choice.squeeze(1) if index is None else torch.gather(index, 1, choice).squeeze(1)
+    choice = torch.where(knobs[:, GREEDY : GREEDY + 1] > 0, 0, choice)
+    return torch.gather(index, 1, choice).squeeze(1)
