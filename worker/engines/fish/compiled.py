@@ -81,7 +81,7 @@ class CompiledPasses(Passes):
         ]  # fmt: skip
         self.units = {f.__name__: _Unit(f) for f in functions}
 
-    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor]:
+    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         _rows(h, rotation)
         return self.units["slow_in"]((layer, h, rotation), lambda: step.slow_in(layer, h, rotation))
 
@@ -94,7 +94,7 @@ class CompiledPasses(Passes):
     def fast(self, m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
         return step.fast_eager(m, caches, f, position, self._fast_in, self._fast_out)
 
-    def _fast_in(self, layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor]:
+    def _fast_in(self, layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         _rows(f)
         return self.units["fast_in"]((layer, f, rotation), lambda: step.fast_in(layer, f, rotation))
 

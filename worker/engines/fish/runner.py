@@ -139,16 +139,20 @@ class ModelRunner:
 
     def _caches(self, dtype: torch.dtype) -> Caches:
         config, slots = self.model.config, self.rows_sizes[-1]
-        slow = (config.n_layer, 2, slots, config.n_local_heads, self.context, config.head_dim)
+        slow = (config.n_layer, slots, config.n_local_heads, self.context, config.head_dim)
         fast = (
             config.n_fast_layer,
-            2,
             slots,
             config.fast_n_local_heads,
             config.num_codebooks,
             config.fast_head_dim,
         )
-        return Caches(kv=torch.zeros(slow, dtype=dtype), fast_kv=torch.zeros(fast, dtype=dtype))
+        return Caches(
+            keys=torch.zeros(slow, dtype=dtype),
+            values=torch.zeros(slow, dtype=dtype),
+            fast_keys=torch.zeros(fast, dtype=dtype),
+            fast_values=torch.zeros(fast, dtype=dtype),
+        )
 
     def _slots(self) -> Slots:
         n, rows = self.rows_sizes[-1], self.m.rows

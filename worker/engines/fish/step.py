@@ -92,11 +92,8 @@ class Layer:
     def norm_in(self, h: Tensor) -> Tensor:
         return F.rms_norm(h, (h.shape[-1],), self.norm, self.eps)
 
-    def qkv_of(self, x: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor]:
-        """Queries (rows, heads, dim), rotated, and keys then values (2, rows, kv heads, dim).
-
-        Keys and values come stacked, as the cache holds them: one write a layer.
-        """
+    def qkv_of(self, x: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries (rows, heads, dim), keys and values (rows, kv heads, dim), rotated."""
         heads, kv, dim = self.heads, self.kv_heads, self.head_dim
         mixed = F.linear(x, self.qkv)
         rows = x.shape[0]
@@ -105,7 +102,7 @@ class Layer:
         if self.qk_norm is not None:
             qk = F.rms_norm(qk, (dim,), eps=self.eps) * self.qk_norm  # float32
         qk = rotate(qk.float().view(rows, heads + kv, dim // 2, 2), rotation).to(x.dtype)
-        return qk[:, :heads], torch.stack([qk[:, heads:], v])
+        return qk[:, :heads], qk[:, heads:], v
 
     def finish(self, h: Tensor, attended: Tensor) -> Tensor:
         """Output projection, then the feed-forward block; both residuals in place."""
@@ -208,15 +205,12 @@ class Model:
 
 @dataclass
 class Caches:
-    """Keys and values together, so that a layer's new column is one write (a kernel)."""
+    """Keys and values: (layers, slots, kv heads, positions, head dim)."""
 
-    kv: Tensor  # (layers, 2, slots, kv heads, positions, head dim): keys, then values
-    fast_kv: Tensor  # (fast layers, 2, slots, fast kv heads, codebooks, fast head dim)
-
-    @property
-    def keys(self) -> Tensor:
-        """(layers, slots, kv heads, positions, head dim)"""
-        return self.kv[:, 0]
+    keys: Tensor
+    values: Tensor
+    fast_keys: Tensor  # (fast layers, slots, fast kv heads, codebooks, fast head dim)
+    fast_values: Tensor
 
 
 @dataclass
@@ -258,8 +252,8 @@ def _attend(q: Tensor, keys: Tensor, values: Tensor, bias: Tensor | None) -> Ten
     return y.reshape(rows, heads * dim)
 
 
-def slow_in(layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor]:
-    """A slow layer up to attention: queries, and keys then values, of the rows."""
+def slow_in(layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A slow layer up to attention: queries, keys and values of the rows."""
     return layer.qkv_of(layer.norm_in(h), rotation)
 
 
@@ -282,7 +276,7 @@ def fast_draw(m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor
 class Passes:
     """The step's repeated units, eager; compiled.py's subclass runs them through torch.compile."""
 
-    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor]:
+    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return slow_in(layer, h, rotation)
 
     def slow_out(self, layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
@@ -300,7 +294,7 @@ class Passes:
 EAGER = Passes()
 
 
-def fast_in(layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor]:
+def fast_in(layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """A fast layer up to attention (a function of its own, so compiled apart from slow_in)."""
     return layer.qkv_of(layer.norm_in(f), rotation)
 
@@ -312,7 +306,7 @@ def fast_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
 
 def fast_eager(
     m: Model, caches: Caches, f: Tensor, position: int,
-    layer_in: Callable[..., tuple[Tensor, Tensor]] = fast_in,
+    layer_in: Callable[..., tuple[Tensor, Tensor, Tensor]] = fast_in,
     layer_out: Callable[..., Tensor] = fast_out,
 ) -> Tensor:  # fmt: skip
     """The fast transformer at codebook `position`; every row is at that position."""
@@ -320,10 +314,11 @@ def fast_eager(
     rotation = m.fast_rotation[position]
     visible = slice(0, position + 1)
     for n, layer in enumerate(m.fast):
-        q, kv = layer_in(layer, f, rotation)
-        cache = caches.fast_kv[n, :, :rows]
-        cache[:, :, :, position] = kv
-        attended = _attend(q, cache[0, :, :, visible], cache[1, :, :, visible], None)
+        q, k, v = layer_in(layer, f, rotation)
+        keys, values = caches.fast_keys[n], caches.fast_values[n]
+        keys[:rows, :, position] = k
+        values[:rows, :, position] = v
+        attended = _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None)
         f = layer_out(layer, f, attended)
     return f
 
@@ -339,11 +334,12 @@ def slow_step(
     bias = torch.zeros_like(visible, dtype=h.dtype).masked_fill_(~visible, float("-inf"))
     index = torch.arange(rows, device=h.device)
     for n, layer in enumerate(m.slow):
-        cache = caches.kv[n]
-        q, kv = passes.slow_in(layer, h, rotation)
-        cache[:, index, :, positions] = kv.transpose(0, 1)  # indexed as (rows, 2, heads, dim)
-        visible = cache[:, :rows, :, :length]
-        attended = _attend(q, visible[0], visible[1], bias[:, None, None])
+        keys, values = caches.keys[n], caches.values[n]
+        q, k, v = passes.slow_in(layer, h, rotation)
+        keys[index, :, positions] = k
+        values[index, :, positions] = v
+        visible_keys, visible_values = keys[:rows, :, :length], values[:rows, :, :length]
+        attended = _attend(q, visible_keys, visible_values, bias[:, None, None])
         h = passes.slow_out(layer, h, attended)
     return h
 
@@ -423,9 +419,9 @@ def prefill(
         passes = EAGER
     rotation = m.rotation[:length].repeat(count, 1, 1)[:, None]
     for n, layer in enumerate(m.slow):
-        q, kv = passes.slow_in(layer, h, rotation)
-        q = q.view(count, length, *q.shape[1:]).transpose(1, 2)
-        kv = kv.view(2, count, length, *kv.shape[2:]).transpose(2, 3)
-        caches.kv[n, :, slots, :, :length] = kv
-        y = F.scaled_dot_product_attention(q, kv[0], kv[1], is_causal=True, enable_gqa=True)
+        q, k, v = passes.slow_in(layer, h, rotation)
+        q, k, v = (x.view(count, length, *x.shape[1:]).transpose(1, 2) for x in (q, k, v))
+        caches.keys[n, slots, :, :length] = k
+        caches.values[n, slots, :, :length] = v
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         h = passes.slow_out(layer, h, y.transpose(1, 2).reshape(count * length, -1))
