@@ -7,8 +7,10 @@ times) and a residual codebook's head and draw (9 times). Each unit is
 compiled once for all its layers and positions (the weights are arguments,
 not constants), with the batch's rows as the one dynamic size: start-up
 compiles five small graphs instead of the whole unrolled step (which took
-minutes). Attention and the KV writes stay eager (SDPA; a fast layer's over
-the codebook positions so far, by slicing), and so does the main token's draw
+minutes). The keys and values are written into the cache in place by the
+unit that computes them (`slow_in`, `fast_in`: one kernel, where eager writes
+took two more a layer). Attention stays eager (SDPA; a fast layer's over the
+codebook positions so far, by slicing), and so does the main token's draw
 (Inductor cannot generate a scan over the 155,776-token vocabulary with a
 dynamic row count). The runner captures the compiled units inside its CUDA
 graphs as before; nothing is compiled once the graphs are recorded.
@@ -36,7 +38,7 @@ from torch import Tensor
 
 from shoal.logs import get_logger
 from worker.engines.fish import step
-from worker.engines.fish.step import Caches, Layer, Model, Passes
+from worker.engines.fish.step import Caches, Layer, Model, Pair, Passes
 
 log = get_logger(__name__)
 
@@ -81,9 +83,12 @@ class CompiledPasses(Passes):
         ]  # fmt: skip
         self.units = {f.__name__: _Unit(f) for f in functions}
 
-    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        _rows(h, rotation)
-        return self.units["slow_in"]((layer, h, rotation), lambda: step.slow_in(layer, h, rotation))
+    def slow_in(
+        self, layer: Layer, h: Tensor, rotation: Tensor, cache: Pair, at: Pair
+    ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        _rows(h, rotation, *at)
+        args = (layer, h, rotation, cache, at)
+        return self.units["slow_in"](args, lambda: step.slow_in(*args))
 
     def slow_out(self, layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
         _rows(h, attended)
@@ -91,12 +96,15 @@ class CompiledPasses(Passes):
             (layer, h, attended), lambda: step.slow_out(layer, h, attended)
         )
 
-    def fast(self, m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
-        return step.fast_eager(m, caches, f, position, self._fast_in, self._fast_out)
+    def fast(self, m: Model, caches: Caches, f: Tensor, position: int, rows: Tensor) -> Tensor:
+        return step.fast_eager(m, caches, f, position, rows, self._fast_in, self._fast_out)
 
-    def _fast_in(self, layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        _rows(f)
-        return self.units["fast_in"]((layer, f, rotation), lambda: step.fast_in(layer, f, rotation))
+    def _fast_in(
+        self, layer: Layer, f: Tensor, rotation: Tensor, cache: Pair, at: Pair
+    ) -> Tensor:  # fmt: skip
+        _rows(f, at[0])
+        args = (layer, f, rotation, cache, at)
+        return self.units["fast_in"](args, lambda: step.fast_in(*args))
 
     def _fast_out(self, layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
         _rows(f, attended)

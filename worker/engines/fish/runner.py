@@ -157,6 +157,7 @@ class ModelRunner:
     def _slots(self) -> Slots:
         n, rows = self.rows_sizes[-1], self.m.rows
         return Slots(
+            index=torch.arange(n),
             tokens=torch.zeros((n, rows), dtype=torch.long),
             positions=torch.full((n,), self.parked, dtype=torch.long),  # all free
             counts=torch.zeros(n, dtype=torch.long),

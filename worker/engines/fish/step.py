@@ -43,6 +43,7 @@ FAST_VOCAB = 1024  # upstream samples the residual codebooks from their first 10
 # PyTorch's backend switches are process-wide: a codec call on its own thread
 # during a prefill goes without cuDNN too, which may change its rounding only.
 PREFILL_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+Pair = tuple[Tensor, Tensor]  # a layer's cache (keys, values); where to write (slots, positions)
 
 
 @dataclass
@@ -141,6 +142,7 @@ class Model:
     fast_project: Any  # a module (identity for S1-mini)
     fast_norm: Tensor
     fast_output: Tensor
+    codebook_index: Tensor  # (codebooks,) int64: 0, 1, ...: the fast cache's positions
     rotation: Tensor  # (positions, head dim / 2, 2) float32: cos, sin
     fast_rotation: Tensor  # (codebooks, fast head dim / 2, 2) float32
     codebooks: int
@@ -173,6 +175,7 @@ class Model:
             fast_project=model.fast_project_in,
             fast_norm=model.fast_norm.weight,
             fast_output=model.fast_output.weight,
+            codebook_index=torch.arange(c.num_codebooks, device=model.freqs_cis.device),
             rotation=model.freqs_cis.float().contiguous(),
             fast_rotation=model.fast_freqs_cis.float().contiguous(),
             codebooks=c.num_codebooks,
@@ -217,6 +220,7 @@ class Caches:
 class Slots:
     """Per-slot state on the device; row i of every tensor is slot i."""
 
+    index: Tensor  # (slots,) int64: 0, 1, ...: each row's slot, to write at
     tokens: Tensor  # (slots, rows) int64: the column each slot decodes next
     positions: Tensor  # (slots,) int64: that column's position
     counts: Tensor  # (slots,) int64: columns generated so far
@@ -252,9 +256,20 @@ def _attend(q: Tensor, keys: Tensor, values: Tensor, bias: Tensor | None) -> Ten
     return y.reshape(rows, heads * dim)
 
 
-def slow_in(layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """A slow layer up to attention: queries, keys and values of the rows."""
-    return layer.qkv_of(layer.norm_in(h), rotation)
+def slow_in(
+    layer: Layer, h: Tensor, rotation: Tensor, cache: Pair, at: Pair
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """A slow layer up to attention: the rows' queries, keys and values.
+
+    The keys and values also go into the layer's `cache` (keys, values) at
+    `at` (each row's slot, each row's position): written in place, compiled,
+    by the kernel that computes them instead of by two of their own.
+    """
+    q, k, v = layer.qkv_of(layer.norm_in(h), rotation)
+    keys, values = cache
+    keys[at[0], :, at[1]] = k
+    values[at[0], :, at[1]] = v
+    return q, k, v
 
 
 def slow_out(layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
@@ -276,14 +291,16 @@ def fast_draw(m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor
 class Passes:
     """The step's repeated units, eager; compiled.py's subclass runs them through torch.compile."""
 
-    def slow_in(self, layer: Layer, h: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return slow_in(layer, h, rotation)
+    def slow_in(
+        self, layer: Layer, h: Tensor, rotation: Tensor, cache: Pair, at: Pair
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return slow_in(layer, h, rotation, cache, at)
 
     def slow_out(self, layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
         return slow_out(layer, h, attended)
 
-    def fast(self, m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
-        return fast_eager(m, caches, f, position)
+    def fast(self, m: Model, caches: Caches, f: Tensor, position: int, rows: Tensor) -> Tensor:
+        return fast_eager(m, caches, f, position, rows)
 
     def fast_draw(
         self, m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor
@@ -294,9 +311,16 @@ class Passes:
 EAGER = Passes()
 
 
-def fast_in(layer: Layer, f: Tensor, rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """A fast layer up to attention (a function of its own, so compiled apart from slow_in)."""
-    return layer.qkv_of(layer.norm_in(f), rotation)
+def fast_in(
+    layer: Layer, f: Tensor, rotation: Tensor, cache: Pair, at: Pair
+) -> Tensor:  # fmt: skip
+    """A fast layer up to attention, as slow_in (a function of its own, so compiled apart):
+    the queries; the keys and values into the cache at `at` (rows, and the codebook)."""
+    q, k, v = layer.qkv_of(layer.norm_in(f), rotation)
+    keys, values = cache
+    keys[at[0], :, at[1]] = k
+    values[at[0], :, at[1]] = v
+    return q
 
 
 def fast_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
@@ -305,20 +329,19 @@ def fast_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
 
 
 def fast_eager(
-    m: Model, caches: Caches, f: Tensor, position: int,
-    layer_in: Callable[..., tuple[Tensor, Tensor, Tensor]] = fast_in,
+    m: Model, caches: Caches, f: Tensor, position: int, rows: Tensor,
+    layer_in: Callable[..., Tensor] = fast_in,
     layer_out: Callable[..., Tensor] = fast_out,
 ) -> Tensor:  # fmt: skip
-    """The fast transformer at codebook `position`; every row is at that position."""
-    rows = f.shape[0]
+    """The fast transformer at codebook `position` for the slots `rows` (0..n-1), all at it."""
+    n = rows.shape[0]
     rotation = m.fast_rotation[position]
     visible = slice(0, position + 1)
-    for n, layer in enumerate(m.fast):
-        q, k, v = layer_in(layer, f, rotation)
-        keys, values = caches.fast_keys[n], caches.fast_values[n]
-        keys[:rows, :, position] = k
-        values[:rows, :, position] = v
-        attended = _attend(q, keys[:rows, :, visible], values[:rows, :, visible], None)
+    at = (rows, m.codebook_index[position : position + 1])  # broadcast over the rows
+    for i, layer in enumerate(m.fast):
+        keys, values = caches.fast_keys[i], caches.fast_values[i]
+        q = layer_in(layer, f, rotation, (keys, values), at)
+        attended = _attend(q, keys[:n, :, visible], values[:n, :, visible], None)
         f = layer_out(layer, f, attended)
     return f
 
@@ -332,12 +355,10 @@ def slow_step(
     rotation = m.rotation[positions][:, None]
     visible = torch.arange(length, device=h.device) <= positions[:, None]
     bias = torch.zeros_like(visible, dtype=h.dtype).masked_fill_(~visible, float("-inf"))
-    index = torch.arange(rows, device=h.device)
+    at = (slots.index[:rows], positions)
     for n, layer in enumerate(m.slow):
         keys, values = caches.keys[n], caches.values[n]
-        q, k, v = passes.slow_in(layer, h, rotation)
-        keys[index, :, positions] = k
-        values[index, :, positions] = v
+        q, _, _ = passes.slow_in(layer, h, rotation, (keys, values), at)
         visible_keys, visible_values = keys[:rows, :, :length], values[:rows, :, :length]
         attended = _attend(q, visible_keys, visible_values, bias[:, None, None])
         h = passes.slow_out(layer, h, attended)
@@ -346,7 +367,8 @@ def slow_step(
 
 def fast_logits(m: Model, caches: Caches, f: Tensor, position: int) -> Tensor:
     """The fast transformer's codebook logits at `position` for inputs f (rows, dim)."""
-    return fast_head(m, fast_eager(m, caches, f, position))
+    rows = torch.arange(f.shape[0], device=f.device)
+    return fast_head(m, fast_eager(m, caches, f, position, rows))
 
 
 def decode_step(
@@ -369,9 +391,10 @@ def decode_step(
     u = uniforms(slots.seeds[:rows], counts, m.rows)
     main = sample(m.logits(h), previous, knobs, u[:, :1])
     column = [main, torch.clamp(main - m.semantic_begin, min=0)]
-    passes.fast(m, caches, m.fast_project(h), 0)
+    index = slots.index[:rows]
+    passes.fast(m, caches, m.fast_project(h), 0, index)
     for position in range(1, m.codebooks):
-        f = passes.fast(m, caches, F.embedding(column[-1], m.fast_embeddings), position)
+        f = passes.fast(m, caches, F.embedding(column[-1], m.fast_embeddings), position, index)
         draw = u[:, position + 1 : position + 2]
         column.append(passes.fast_draw(m, f, window[:, position + 1], knobs, draw))
     _advance(m, slots, torch.stack(column, dim=1), rows)
@@ -384,8 +407,7 @@ def _advance(m: Model, slots: Slots, column: Tensor, rows: int) -> None:
     slots.tokens[:rows] = column
     ring = (counts % WINDOW)[:, None, None].expand(-1, m.rows, 1)
     slots.history[:rows].scatter_(2, ring, column[:, :, None])
-    index = torch.arange(rows, device=column.device)
-    slots.codes[index, :, counts] = column[:, 1:].to(slots.codes.dtype)
+    slots.codes[slots.index[:rows], :, counts] = column[:, 1:].to(slots.codes.dtype)
     ended = slots.ended[:rows]
     now = (column[:, 0] == m.im_end) & active & ~ended
     slots.end_at[:rows] = torch.where(now, counts, slots.end_at[:rows])
@@ -418,10 +440,14 @@ def prefill(
     if h.shape[0] < 2:  # the compiled units take two rows or more (compiled.py)
         passes = EAGER
     rotation = m.rotation[:length].repeat(count, 1, 1)[:, None]
+    # Where each row goes, as normal tensors like the slot state a step indexes
+    # with (not inference tensors): the compiled units' guards then match both.
+    with torch.inference_mode(False):
+        positions = torch.arange(length, device=h.device)
+        at = (slots.repeat_interleave(length), positions.repeat(count))
     for n, layer in enumerate(m.slow):
-        q, k, v = passes.slow_in(layer, h, rotation)
+        cache = (caches.keys[n], caches.values[n])
+        q, k, v = passes.slow_in(layer, h, rotation, cache, at)
         q, k, v = (x.view(count, length, *x.shape[1:]).transpose(1, 2) for x in (q, k, v))
-        caches.keys[n, slots, :, :length] = k
-        caches.values[n, slots, :, :length] = v
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         h = passes.slow_out(layer, h, y.transpose(1, 2).reshape(count * length, -1))

@@ -61,7 +61,7 @@ def test_the_batched_passes_compute_the_unbatched_models_logits(model: FishModel
         layer.attention.kv_cache.k_cache.zero_()
         layer.attention.kv_cache.v_cache.zero_()
     fish.forward_generate_fast(fish.fast_project_in(theirs.hidden_states), torch.tensor([0]))
-    step.fast_eager(runner.m, runner.caches, runner.m.fast_project(hidden[1:2].clone()), 0)
+    step.fast_logits(runner.m, runner.caches, runner.m.fast_project(hidden[1:2].clone()), 0)
     for position, code in enumerate([3, 7, 11], start=1):
         embedded = fish.fast_embeddings(torch.tensor([[code]]))
         upstream = fish.forward_generate_fast(embedded, torch.tensor([position]))[0, 0, :1024]
