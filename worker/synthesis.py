@@ -149,6 +149,9 @@ class JobRunner:
                 record, running, SynthesisError(f"{type(exc).__name__}: {exc}", code="engine_error")
             )
             return
+        # Before the result is recorded: a client that reads `succeeded` finds only
+        # this run's audio (tests/worker/test_redelivery.py lists the bucket then).
+        self._discard_earlier_runs(record)
         with stages("record"):
             done = self._record(
                 running, lambda: self.store.succeed(record.id, running.token, audio, time.time())
@@ -162,7 +165,6 @@ class JobRunner:
             metrics.observe_discarded()
             return
         metrics.observe_succeeded(record, audio, stages.ms)
-        self._discard_earlier_runs(record)
         log.info(
             "job succeeded",
             audio_seconds=round(audio.duration_seconds, 2),
