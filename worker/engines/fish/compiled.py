@@ -23,7 +23,8 @@ copies.
 
 A unit that Inductor fails on runs eagerly instead, with a warning: slower,
 never wrong. Rows start at 2 when compiled (runner.py): a size of 1 would be
-specialised by Dynamo and cost a second compile of every unit. The CPU tests
+specialised by Dynamo and cost a second compile of every unit, so a one-row
+call (a one-token prefill) runs eagerly. The CPU tests
 compile the same units with Inductor's C++ backend (test_compiled.py): each
 compiles, once whatever the row count, and decodes what the eager step does.
 """
@@ -31,7 +32,7 @@ compiles, once whatever the row count, and decodes what the eager step does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,36 +43,36 @@ from worker.engines.fish.step import Caches, Layer, Model, Pair, Passes
 
 log = get_logger(__name__)
 
-T = TypeVar("T")
-
-
-def _rows(*tensors: Tensor) -> None:
-    for tensor in tensors:
-        torch._dynamo.maybe_mark_dynamic(tensor, 0)
-
 
 class _Unit:
     """One compiled function; eager for good should its first (compiling) call fail."""
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.name = function.__name__
+        self.function = function
         self.compiled = torch.compile(function, dynamic=False, fullgraph=True)
         self.ran = False
         self.failed = False
 
-    def __call__(self, args: tuple[Any, ...], eager: Callable[[], T]) -> T:
-        """The compiled function of `args`, or `eager()` once it failed to compile."""
-        if self.failed:
-            return eager()
+    def __call__(self, *args: Any, rows: tuple[Tensor, ...]) -> Any:
+        """The function of `args`, compiled with dim 0 of `rows` dynamic (the batch's rows).
+
+        Eager once it failed to compile, and for a single row, which Dynamo
+        would specialise and compile a second time (a one-token prefill, say).
+        """
+        if self.failed or rows[0].shape[0] < 2:
+            return self.function(*args)
+        for tensor in rows:
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
         try:
-            result: T = self.compiled(*args)
+            result = self.compiled(*args)
         except Exception as exc:
             if self.ran:  # it compiled: a real error
                 raise
             log.warning("a decode unit does not compile; it runs eagerly", unit=self.name,
                         error=str(exc)[:500])  # fmt: skip
             self.failed = True
-            return eager()
+            return self.function(*args)
         self.ran = True
         return result
 
@@ -86,40 +87,26 @@ class CompiledPasses(Passes):
     def slow_in(
         self, layer: Layer, h: Tensor, rotation: Tensor, cache: Pair, at: Pair
     ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-        _rows(h, rotation, *at)
-        args = (layer, h, rotation, cache, at)
-        return self.units["slow_in"](args, lambda: step.slow_in(*args))
+        unit = self.units["slow_in"]
+        return unit(layer, h, rotation, cache, at, rows=(h, rotation, *at))
 
     def slow_out(self, layer: Layer, h: Tensor, attended: Tensor) -> Tensor:
-        _rows(h, attended)
-        return self.units["slow_out"](
-            (layer, h, attended), lambda: step.slow_out(layer, h, attended)
-        )
+        return self.units["slow_out"](layer, h, attended, rows=(h, attended))
 
     def fast(self, m: Model, caches: Caches, f: Tensor, position: int, rows: Tensor) -> Tensor:
         return step.fast_eager(m, caches, f, position, rows, self._fast_in, self._fast_out)
 
-    def _fast_in(
-        self, layer: Layer, f: Tensor, rotation: Tensor, cache: Pair, at: Pair
-    ) -> Tensor:  # fmt: skip
-        _rows(f, at[0])
-        args = (layer, f, rotation, cache, at)
-        return self.units["fast_in"](args, lambda: step.fast_in(*args))
+    def _fast_in(self, layer: Layer, f: Tensor, rotation: Tensor, cache: Pair, at: Pair) -> Tensor:
+        return self.units["fast_in"](layer, f, rotation, cache, at, rows=(f, at[0]))
 
     def _fast_out(self, layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
-        _rows(f, attended)
-        return self.units["fast_out"](
-            (layer, f, attended), lambda: step.fast_out(layer, f, attended)
-        )
+        return self.units["fast_out"](layer, f, attended, rows=(f, attended))
 
     def fast_draw(
         self, m: Model, f: Tensor, previous: Tensor, knobs: Tensor, draw: Tensor
     ) -> Tensor:
-        _rows(f, previous, knobs, draw)
-        return self.units["fast_draw"](
-            (m, f, previous, knobs, draw),
-            lambda: step.fast_draw(m, f, previous, knobs, draw),
-        )
+        unit = self.units["fast_draw"]
+        return unit(m, f, previous, knobs, draw, rows=(f, previous, knobs, draw))
 
     @property
     def eager_units(self) -> list[str]:

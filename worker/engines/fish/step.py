@@ -314,13 +314,9 @@ EAGER = Passes()
 def fast_in(
     layer: Layer, f: Tensor, rotation: Tensor, cache: Pair, at: Pair
 ) -> Tensor:  # fmt: skip
-    """A fast layer up to attention, as slow_in (a function of its own, so compiled apart):
-    the queries; the keys and values into the cache at `at` (rows, and the codebook)."""
-    q, k, v = layer.qkv_of(layer.norm_in(f), rotation)
-    keys, values = cache
-    keys[at[0], :, at[1]] = k
-    values[at[0], :, at[1]] = v
-    return q
+    """A fast layer up to attention: slow_in's queries, its keys and values into the cache
+    at `at` (rows, and the codebook). A function of its own, so compiled apart."""
+    return slow_in(layer, f, rotation, cache, at)[0]
 
 
 def fast_out(layer: Layer, f: Tensor, attended: Tensor) -> Tensor:
@@ -439,8 +435,6 @@ def prefill(
     if not length:
         return
     h = m.embed(tokens.flatten(0, 1))
-    if h.shape[0] < 2:  # the compiled units take two rows or more (compiled.py)
-        passes = EAGER
     rotation = m.rotation[:length].repeat(count, 1, 1)[:, None]
     # Where each row goes, as normal tensors like the slot state a step indexes
     # with (not inference tensors): the compiled units' guards then match both.

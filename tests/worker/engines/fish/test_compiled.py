@@ -54,3 +54,6 @@ def test_every_unit_compiles_once_and_decodes_as_eager(
     assert torch.equal(compiled_codes, eager_codes)
     relative = (compiled_hidden - eager_hidden).norm() / eager_hidden.norm()
     assert float(relative) < HIDDEN_TOLERANCE
+    # A two-column prompt prefills one row: eagerly, not a compile for size 1.
+    runner.join(2, torch.zeros((runner.m.rows, 2), dtype=torch.long), Sampling(), seed=9)
+    assert counters["stats"]["unique_graphs"] - graphs == len(runner.passes.units)
